@@ -1,0 +1,3 @@
+"""keras_mobile: modern mobile vision networks for Keras 3."""
+__version__ = "0.1.0"
+from keras_mobile.applications import *  # noqa: F401,F403

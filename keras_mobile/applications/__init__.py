@@ -1,0 +1,3 @@
+from keras_mobile.applications.mobilenetv3 import MobileNetV3Large, MobileNetV3Small
+from keras_mobile.applications.mobilenetv4 import (MobileNetV4ConvL, MobileNetV4ConvM, MobileNetV4ConvS,
+                                                   MobileNetV4HybridL, MobileNetV4HybridM)

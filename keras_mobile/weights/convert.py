@@ -1,0 +1,26 @@
+"""timm state_dict (PyTorch layouts) -> Keras layouts, numpy only, no pickle.
+
+Layouts: conv OIHW -> HWIO; depthwise OIHW [C, 1, k, k] -> [k, k, C, 1]; Linear [out, in] ->
+[in, out]. Buffers that Keras derives itself (BN num_batches_tracked, EfficientFormer
+attention_bias_idxs) are dropped.
+"""
+import numpy as np
+from tqdm.auto import tqdm
+
+SKIPPED_SUFFIXES = ("num_batches_tracked", "attention_bias_idxs")
+
+
+def to_keras_layout(tensors, progress=True, desc="converting"):
+    """{timm key: array in PyTorch layout} -> {timm key: array in Keras layout}."""
+    out = {}
+    for key in tqdm(sorted(tensors), desc=desc, unit="tensor", disable=not progress, leave=False):
+        if key.endswith(SKIPPED_SUFFIXES):
+            continue
+        t = np.asarray(tensors[key])
+        if t.ndim == 4:
+            depthwise = t.shape[1] == 1 and t.shape[0] > 1
+            t = t.transpose(2, 3, 0, 1) if depthwise else t.transpose(2, 3, 1, 0)
+        elif t.ndim == 2 and key.endswith(".weight"):
+            t = t.T
+        out[key] = np.ascontiguousarray(t, dtype=np.float32)
+    return out
