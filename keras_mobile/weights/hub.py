@@ -19,6 +19,14 @@ def endpoint():
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
+def hub_cache_dir():
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None  # huggingface_hub's default
+
+
 def download(info):
     """Local path of `model.safetensors` for a WeightsInfo; WeightsError on any failure."""
     import huggingface_hub as hh
@@ -28,7 +36,7 @@ def download(info):
     offline = _truthy(os.environ.get("HF_HUB_OFFLINE", "0"))
     try:
         return hh.hf_hub_download(info.hf_hub_id, FILENAME, endpoint=endpoint(),
-                                  local_files_only=offline)
+                                  cache_dir=hub_cache_dir(), local_files_only=offline)
     except hh_errors.LocalEntryNotFoundError as e:
         if offline:
             raise WeightsError(
