@@ -1,3 +1,4 @@
+from keras_mobile.applications.imagenet_utils import decode_predictions, normalize_input, preprocess_input
 from keras_mobile.applications.mobilenetv3 import MobileNetV3Large, MobileNetV3Small
 from keras_mobile.applications.mobilenetv4 import (MobileNetV4ConvL, MobileNetV4ConvM, MobileNetV4ConvS,
                                                    MobileNetV4HybridL, MobileNetV4HybridM)
