@@ -2,22 +2,52 @@
 
 `randomize_` is the project's reference recipe (BN affine + running stats, LayerScale gammas
 and EfficientFormer attention biases randomised, BN stats calibrated so logits stay O(1)).
-`make_fixture` saves the state_dict as safetensors and returns the NHWC input and the logits.
-Needs torch + timm (the test extra).
+
+torch and TensorFlow crash when loaded into one process, so tests call `make_fixture`, which
+runs this file as a script in a subprocess (torch side) and reads back the files it wrote.
+Fixtures are cached per (model, size, batch, seed, reparam) in FIXTURE_DIR (default: a temp
+folder for the test session).
 """
-import functools
+from __future__ import annotations
+
+import importlib.util
+import json
 import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
-import pytest
 
-torch = pytest.importorskip("torch", reason="torch is in the test extra (timm parity)")
-timm = pytest.importorskip("timm", reason="timm is in the test extra (timm parity)")
-nn = torch.nn
-from safetensors.torch import save_file  # noqa: E402
+HAVE_TIMM = all(importlib.util.find_spec(m) is not None for m in ("torch", "timm"))
+FIXTURE_DIR = os.environ.get("KERAS_MOBILE_FIXTURE_DIR") or os.path.join(
+    tempfile.gettempdir(), f"keras_mobile_fixtures_{os.getuid()}")
 
 
-@torch.no_grad()
+def make_fixture(timm_name, out_dir=None, size=None, batch=2, seed=0, input_seed=1, reparam=False):
+    """(safetensors path, input NHWC float32, timm logits, timm parameter count)."""
+    import pytest
+    if not HAVE_TIMM:
+        pytest.skip("torch/timm not installed (they are in the test extra)")
+    key = f"{timm_name}_s{size or 'def'}_b{batch}_seed{seed}_{input_seed}{'_reparam' if reparam else ''}"
+    folder = os.path.join(FIXTURE_DIR, key)
+    meta_path = os.path.join(folder, "meta.json")
+    if not os.path.exists(meta_path):
+        cmd = [sys.executable, __file__, timm_name, "--out", folder, "--batch", str(batch),
+               "--seed", str(seed), "--input-seed", str(input_seed)]
+        if size:
+            cmd += ["--size", str(size)]
+        if reparam:
+            cmd += ["--reparam"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KERAS_")}
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    with open(meta_path) as f:
+        meta = json.load(f)
+    x = np.load(os.path.join(folder, "input.npy")).transpose(0, 2, 3, 1).copy()
+    logits = np.load(os.path.join(folder, "logits.npy"))
+    return os.path.join(folder, "model.safetensors"), x, logits, meta["params"]
+
+
 def randomize_(model: nn.Module, seed: int, input_size, calibrate: bool = True):
     """Seeded randomization of BN affine + running stats, LayerScale gammas and attention biases.
 
@@ -26,6 +56,7 @@ def randomize_(model: nn.Module, seed: int, input_size, calibrate: bool = True):
     This keeps activations O(1) through depth (pure random stats blow logits up to |x|~1e2) while every BN
     still has distinct, non-trivial running_mean/var. calibrate=False: running stats drawn independently.
     """
+    torch.set_grad_enabled(False)
     g = torch.Generator().manual_seed(seed + 1000)
     counts = dict(batchnorm=0, layer_scale=0, attention_biases=0, calibrated=calibrate)
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -76,23 +107,52 @@ def randomize_(model: nn.Module, seed: int, input_size, calibrate: bool = True):
 
 
 
-def make_fixture(timm_name, out_dir, size=None, batch=2, seed=0, input_seed=1, reparam=False):
-    """Writes <out_dir>/<timm_name>.safetensors; returns (path, input NHWC, logits, timm trainable params)."""
-    torch.manual_seed(seed)
-    model = timm.create_model(timm_name, pretrained=False, num_classes=1000)
-    randomize_(model, seed, tuple(model.pretrained_cfg["input_size"]))
+
+def _main():
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--size", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--input-seed", type=int, default=1)
+    ap.add_argument("--reparam", action="store_true")
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    model = timm.create_model(a.model, pretrained=False, num_classes=1000)
+    randomize_(model, a.seed, tuple(model.pretrained_cfg["input_size"]))
     model.eval()
-    if reparam:
+    params = sum(p.numel() for p in model.parameters())
+    if a.reparam:
         from timm.utils import reparameterize_model
         model = reparameterize_model(model)
+        params = sum(p.numel() for p in model.parameters())
     c, h, w = model.pretrained_cfg["input_size"]
-    if size:
-        h = w = size
-    x = torch.randn(batch, c, h, w, generator=torch.Generator().manual_seed(input_seed))
+    if a.size:
+        h = w = a.size
+    x = torch.randn(a.batch, c, h, w, generator=torch.Generator().manual_seed(a.input_seed))
     with torch.inference_mode():
         logits = model(x).numpy()
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{timm_name}{'_reparam' if reparam else ''}.safetensors")
-    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, path)
-    params = sum(p.numel() for p in model.parameters())
-    return path, x.numpy().transpose(0, 2, 3, 1).copy(), logits, params
+    tmp = a.out + ".tmp"
+    os.makedirs(tmp, exist_ok=True)
+    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()},
+              os.path.join(tmp, "model.safetensors"))
+    np.save(os.path.join(tmp, "input.npy"), x.numpy().astype(np.float32))
+    np.save(os.path.join(tmp, "logits.npy"), logits.astype(np.float32))
+    with open(os.path.join(tmp, "meta.json"), "w") as f:
+        json.dump({"model": a.model, "params": int(params), "timm": timm.__version__}, f)
+    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
+    if os.path.exists(a.out):
+        import shutil
+        shutil.rmtree(a.out)
+    os.replace(tmp, a.out)
+
+
+if __name__ == "__main__":
+    import torch
+    import timm
+    from safetensors.torch import save_file
+    nn = torch.nn
+    globals().update(torch=torch, nn=nn)
+    _main()
