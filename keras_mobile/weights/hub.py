@@ -47,8 +47,8 @@ def download(info):
     except hh_errors.HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", None)
         raise WeightsError(f"could not download {url} (HTTP {status}): {str(e).splitlines()[0]}") from e
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"could not download {url}: {e}") from e
+    except Exception as e:  # transport errors (connection reset, truncated body) come from httpx
+        raise WeightsError(f"could not download {url}: {type(e).__name__}: {e}") from e
 
 
 def forget(path):

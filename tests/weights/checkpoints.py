@@ -1,0 +1,32 @@
+"""Builds timm-format checkpoints from Keras models (the inverse of weights/convert.py), so
+weight-loading tests need neither torch nor the network."""
+import keras
+import numpy as np
+from safetensors.numpy import save
+
+from keras_mobile.weights.assign import _iter_layers, timm_keys
+
+
+def to_timm_layout(key, array, depthwise=False):
+    a = np.asarray(array, dtype=np.float32)
+    if a.ndim == 4:
+        if depthwise:                                              # [k,k,C,1] -> [C,1,k,k]
+            return a.transpose(2, 3, 0, 1).copy()
+        return a.transpose(3, 2, 0, 1).copy()                     # HWIO -> OIHW
+    if a.ndim == 2 and key.endswith(".weight"):
+        return a.T.copy()
+    return a
+
+
+def timm_checkpoint_bytes(model, seed=0):
+    """Randomises every variable (so a wrong mapping cannot pass), returns safetensors bytes."""
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for layer in _iter_layers(model):
+        for var, key in timm_keys(layer):
+            value = rng.normal(0, 0.1, var.shape).astype(np.float32)
+            if "moving_variance" in var.path:
+                value = rng.uniform(0.5, 1.5, var.shape).astype(np.float32)
+            var.assign(value)
+            tensors[key] = to_timm_layout(key, value, isinstance(layer, keras.layers.DepthwiseConv2D))
+    return save(tensors)
