@@ -115,6 +115,11 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
                 classifier_activation="softmax", include_preprocessing=True, name=None,
                 dropout_rate=0.0, drop_path_rate=0.0, output_stride=32):
     """Shared constructor body; see any public constructor for the argument docs."""
+    if keras.backend.backend() == "torch":
+        raise RuntimeError(
+            "keras_mobile models name their layers by timm module path ('blocks.0.0.conv_dw'), and "
+            "Keras' torch backend cannot hold parameter names containing '.'. Use the TensorFlow or "
+            "JAX backend (KERAS_BACKEND=tensorflow|jax); for PyTorch itself, timm has these models.")
     trunk_fn = trunk_fn or mobilenet_trunk
     head_fn = head_fn or mobilenet_head
     info = _check_arguments(spec, include_top, weights, input_tensor, input_shape, pooling, classes,
