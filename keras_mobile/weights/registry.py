@@ -50,6 +50,8 @@ def resolve(timm_name, weights):
     entry = _table().get(timm_name)
     if not isinstance(weights, str):
         raise ValueError(f"weights must be None, 'imagenet', a timm tag or a file path, got {weights!r}")
+    if os.sep in weights or weights.endswith((".safetensors", ".h5", ".bin", ".pth", ".keras")):
+        raise ValueError(f"weights file not found: {weights}")
     if entry is None:
         raise ValueError(f"no published timm weights for {timm_name!r}; use weights=None or a file path")
     tag = entry["default_tag"] if weights == "imagenet" else weights

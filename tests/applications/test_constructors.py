@@ -67,6 +67,11 @@ def test_unknown_weights_tag():
         keras_mobile.MobileNetV4ConvS(weights="e9999_in1k")
 
 
+def test_missing_weights_file():
+    with pytest.raises(ValueError, match="weights file not found: /nope/model.safetensors"):
+        keras_mobile.MobileNetV4ConvS(weights="/nope/model.safetensors")
+
+
 def test_bad_pooling():
     with pytest.raises(ValueError, match="pooling"):
         keras_mobile.MobileNetV3Small(include_top=False, pooling="sum", **SMALL)
