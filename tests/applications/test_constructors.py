@@ -166,3 +166,13 @@ def test_tf_and_jax_backends_agree(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.asarray(m(x)), atol=1e-4)
+
+
+@pytest.mark.parametrize("ctor", ["MobileNetV3Large", "MobileNetV4ConvS"])
+def test_output_stride_16_dilates_the_last_stage(ctor):
+    m32 = getattr(keras_mobile, ctor)(weights=None, include_top=False, input_shape=(128, 128, 3))
+    m16 = getattr(keras_mobile, ctor)(weights=None, include_top=False, input_shape=(128, 128, 3),
+                                      output_stride=16)
+    assert m32.output.shape[1] == 4 and m16.output.shape[1] == 8
+    assert m32.count_params() == m16.count_params()      # same weights, only the sampling grid changes
+    assert any(getattr(l, "dilation_rate", (1, 1))[0] == 2 for l in m16.layers)
