@@ -1,0 +1,124 @@
+"""Keras model -> .tflite: float32, float16, dynamic-range or full-integer int8.
+
+The engine is `tf.lite.TFLiteConverter`. The model is traced with a fixed batch size (1 by
+default) so the file has static shapes: no SHAPE/PACK ops for a dynamic batch, which phones
+and the EdgeTPU both want. The file is written to a temp name and renamed into place, then
+read back with the LiteRT interpreter for the report.
+"""
+import os
+import tempfile
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from keras_mobile.tflite import representative
+from keras_mobile.tflite.inspect import inspect
+
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+IO_DTYPES = ("float32", "uint8", "int8")
+
+
+def _check(model, quantization, representative_data, input_dtype, output_dtype):
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    if quantization == "int8" and representative_data is None:
+        raise ValueError("quantization='int8' needs representative_data (a few hundred typical "
+                         "inputs: an array, an iterable of batches, a tf.data.Dataset or an image folder)")
+    for name, value in (("input_dtype", input_dtype), ("output_dtype", output_dtype)):
+        if value not in IO_DTYPES:
+            raise ValueError(f"{name} must be one of {IO_DTYPES}, got {value!r}")
+        if value != "float32" and quantization != "int8":
+            raise ValueError(f"{name}={value!r} needs quantization='int8' (integer IO of a float model "
+                             f"has no scale to use)")
+    if len(model.inputs) != 1:
+        raise ValueError(f"export supports single-input models; {model.name} has {len(model.inputs)}")
+
+
+def fixed_batch(model, batch_size=1):
+    """The same model (shared weights) behind an input of static shape (batch_size, H, W, C)."""
+    import keras
+    shape = (batch_size,) + tuple(model.inputs[0].shape[1:])
+    if any(d is None for d in shape):
+        raise ValueError(f"export needs a static input shape, {model.name} takes {shape}; rebuild it "
+                         f"with input_shape=(H, W, C)")
+    inp = keras.Input(batch_shape=shape, name="image")
+    return keras.Model(inp, model(inp, training=False), name=model.name), shape
+
+
+def converter_for(model, quantization="float32", representative_data=None, input_dtype="float32",
+                  output_dtype="float32", num_calibration_steps=100, batch_size=1, progress=True):
+    """A configured TFLiteConverter (exposed so heads/QAT can add options before converting)."""
+    import tensorflow as tf
+    _check(model, quantization, representative_data, input_dtype, output_dtype)
+    static, shape = fixed_batch(model, batch_size)
+    conv = tf.lite.TFLiteConverter.from_keras_model(static)
+    if quantization == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif quantization == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantization == "int8":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = getattr(tf, input_dtype)
+        conv.inference_output_type = getattr(tf, output_dtype)
+
+        def calibration():
+            it = representative.samples(representative_data, shape[1:], num_calibration_steps)
+            for s in tqdm(it, total=num_calibration_steps, desc="calibrating", unit="sample",
+                          disable=not progress, leave=False):
+                yield [np.repeat(s, batch_size, axis=0)]
+        conv.representative_dataset = calibration
+    return conv
+
+
+def write_atomic(path, data):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def export(model, path, quantization="float32", representative_data=None, input_dtype=None,
+           output_dtype="float32", num_calibration_steps=100, batch_size=1, metadata=None,
+           progress=True):
+    """Exports `model` to `path` and returns an inspection report (`TFLiteReport`).
+
+    Args:
+        model: a single-input Keras model with a static input shape.
+        path: output .tflite file (written atomically).
+        quantization: "float32", "float16" (weights), "dynamic" (int8 weights, float compute) or
+            "int8" (full integer: every op int8; only QUANTIZE/DEQUANTIZE at the edges when the
+            IO is float).
+        representative_data: calibration inputs for int8 in the model's own input units (raw
+            [0, 255] pixels for keras_mobile models): an array, an iterable of batches or
+            (images, labels) pairs, a tf.data.Dataset, or a folder of images.
+        input_dtype: int8 only: "uint8" (default: camera pixels map exactly), "int8" or "float32".
+        output_dtype: int8 only: "float32" (default), "uint8" or "int8".
+        num_calibration_steps: calibration samples used.
+        batch_size: the file's fixed batch size.
+        metadata: optional dict for `keras_mobile.tflite.metadata.add_metadata` (name,
+            description, labels, mean, std, ...).
+    """
+    if input_dtype is None:
+        input_dtype = "uint8" if quantization == "int8" else "float32"
+    t0 = time.time()
+    conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
+                         num_calibration_steps, batch_size, progress)
+    data = conv.convert()
+    seconds = time.time() - t0
+    if metadata is not None:
+        from keras_mobile.tflite.metadata import add_metadata
+        data = add_metadata(data, **metadata)
+    write_atomic(path, data)
+    report = inspect(path, quantized=quantization == "int8")
+    report.extra.update({"quantization": quantization, "convert_seconds": round(seconds, 2),
+                         "batch_size": batch_size})
+    return report

@@ -1,0 +1,158 @@
+"""What is inside a .tflite file, read through the LiteRT interpreter.
+
+`inspect(path)` reports the op histogram, which ops compute in float (and why), the
+input/output quantization, and how XNNPACK partitions the graph on this CPU (an int8 file
+split into many delegate partitions runs slow reference kernels between them).
+"""
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+_INT_DTYPES = (np.int8, np.uint8, np.int16, np.int32, np.int64, np.bool_)
+_SHAPE_OPS = ("SHAPE", "RESHAPE", "STRIDED_SLICE", "PACK", "SQUEEZE", "EXPAND_DIMS", "GATHER", "CONCATENATION")
+
+
+def _interpreter(path, delegates):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=kind)
+    it.allocate_tensors()
+    return it
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: tuple
+    dtype: str
+    scale: float
+    zero_point: int
+
+    def __str__(self):
+        q = f" scale={self.scale:.6g} zero_point={self.zero_point}" if self.scale else ""
+        return f"{self.name} {list(self.shape)} {self.dtype}{q}"
+
+
+@dataclass
+class TFLiteReport:
+    path: str
+    file_bytes: int
+    ops: Counter
+    float_ops: list = field(default_factory=list)        # [(index, op, reason)]
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    delegate_partitions: int = 0
+    dynamic_shape_ops: int = 0
+    extra: dict = field(default_factory=dict)            # exporter's notes (timings, quantization)
+
+    @property
+    def fully_integer(self):
+        return not self.float_ops
+
+    def __str__(self):
+        lines = [f"TFLite file {self.path}: {self.file_bytes / 1024:.1f} KiB, {sum(self.ops.values())} ops"]
+        for k, v in self.extra.items():
+            lines.append(f"  {k}: {v}")
+        lines.append("  op histogram: " + ", ".join(f"{op} x{n}" for op, n in self.ops.most_common()))
+        for t in self.inputs:
+            lines.append(f"  input  {t}")
+        for t in self.outputs:
+            lines.append(f"  output {t}")
+        if self.float_ops:
+            lines.append(f"  ops computing in float ({len(self.float_ops)}):")
+            for i, op, why in self.float_ops[:20]:
+                lines.append(f"    #{i} {op}: {why}")
+            if len(self.float_ops) > 20:
+                lines.append(f"    ... {len(self.float_ops) - 20} more")
+        else:
+            lines.append("  every op runs in integer (edge QUANTIZE/DEQUANTIZE aside)"
+                         if self.ops.get("CONV_2D") and self.inputs and self.extra.get("quantization") == "int8"
+                         else "  no float-only ops flagged")
+        lines.append(f"  XNNPACK: {self.delegate_partitions} delegate partition(s)"
+                     + (" (ops between partitions run on slower reference kernels)"
+                        if self.delegate_partitions > 1 else ""))
+        if self.dynamic_shape_ops:
+            lines.append(f"  {self.dynamic_shape_ops} shape-computation ops (dynamic shapes)")
+        return "\n".join(lines)
+
+
+def _tensor_info(detail):
+    scale, zp = detail.get("quantization", (0.0, 0))
+    return TensorInfo(detail["name"], tuple(int(d) for d in detail["shape"]),
+                      np.dtype(detail["dtype"]).name, float(scale), int(zp))
+
+
+def inspect(path, quantized=None):
+    """Report for a .tflite file. `quantized` (bool) says whether float compute should be flagged;
+    by default it is inferred: a file with any int8 compute is treated as a quantized model."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no TFLite file at {path}")
+    plain = _interpreter(path, delegates=False)
+    details = {t["index"]: t for t in plain.get_tensor_details()}
+    ops = plain._get_ops_details()
+    hist = Counter(o["op_name"] for o in ops)
+    graph_inputs = {d["index"] for d in plain.get_input_details()}
+    graph_outputs = {d["index"] for d in plain.get_output_details()}
+
+    def dtype(i):
+        return np.dtype(details[i]["dtype"]) if i in details else None
+
+    int8_compute = any(dtype(i) in (np.dtype(np.int8), np.dtype(np.uint8))
+                       for o in ops if o["op_name"] not in EDGE_OPS for i in o["outputs"] if i >= 0)
+    quantized = int8_compute if quantized is None else quantized
+    float_ops = []
+    if quantized:
+        for o in ops:
+            name = o["op_name"]
+            tensors = [i for i in list(o["inputs"]) + list(o["outputs"]) if i >= 0]
+            floats = [i for i in tensors if dtype(i) is not None and dtype(i).kind == "f"]
+            if name in EDGE_OPS:
+                continue   # the float side of an edge QUANTIZE/DEQUANTIZE is the point of it
+            if floats:
+                names = ", ".join(details[i]["name"][:60] for i in floats[:2])
+                where = "graph input" if set(floats) & graph_inputs else (
+                    "graph output" if set(floats) & graph_outputs else "inside the graph")
+                float_ops.append((o["index"], name, f"float32 tensors ({where}): {names}"))
+    delegated = _interpreter(path, delegates=True)
+    dops = delegated._get_ops_details()
+    partitions = sum(1 for o in dops if o["op_name"] == "DELEGATE")
+    return TFLiteReport(
+        path=path, file_bytes=os.path.getsize(path), ops=hist, float_ops=float_ops,
+        inputs=[_tensor_info(d) for d in plain.get_input_details()],
+        outputs=[_tensor_info(d) for d in plain.get_output_details()],
+        delegate_partitions=partitions,
+        dynamic_shape_ops=hist.get("SHAPE", 0))
+
+
+def run_tflite(path, x, interpreter=None):
+    """Runs a .tflite classifier/regressor on a batch (float inputs in the model's own units),
+    quantizing inputs and dequantizing outputs as the file needs. Returns an array (or a list
+    of arrays for several outputs), batch first."""
+    it = interpreter or _interpreter(path, delegates=True)
+    inp = it.get_input_details()[0]
+    outs = it.get_output_details()
+    x = np.asarray(x, dtype=np.float32)
+    expected = tuple(int(d) for d in inp["shape"][1:])
+    if tuple(x.shape[1:]) != expected:
+        raise ValueError(f"{path} expects inputs of shape (batch,) + {expected}, got {x.shape}")
+    results = [[] for _ in outs]
+    for sample in x:
+        s = sample[None]
+        scale, zp = inp["quantization"]
+        if np.dtype(inp["dtype"]).kind in "iu" and scale:
+            info = np.iinfo(inp["dtype"])
+            s = np.clip(np.round(s / scale + zp), info.min, info.max)
+        it.set_tensor(inp["index"], s.astype(inp["dtype"]))
+        it.invoke()
+        for r, o in zip(results, outs):
+            y = it.get_tensor(o["index"])
+            scale, zp = o["quantization"]
+            if np.dtype(o["dtype"]).kind in "iu" and scale:
+                y = (y.astype(np.float32) - zp) * scale
+            r.append(y[0])
+    arrays = [np.stack(r) for r in results]
+    return arrays[0] if len(arrays) == 1 else arrays

@@ -1,0 +1,110 @@
+"""TFLite export checked with the LiteRT interpreter (no interpreter mocks)."""
+import numpy as np
+import pytest
+
+import keras_mobile
+from keras_mobile.tflite import export, inspect, run_tflite
+
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return keras_mobile.MobileNetV3Small(weights=None, input_shape=(SIZE, SIZE, 3), classes=10,
+                                         classifier_activation=None)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (8, SIZE, SIZE, 3)).astype("float32")
+
+
+def test_float32_matches_keras(tmp_path, small_model, images):
+    path = tmp_path / "m.tflite"
+    report = export(small_model, path)
+    err = np.abs(run_tflite(path, images) - small_model.predict(images, verbose=0)).max()
+    assert err <= 1e-4
+    assert report.ops["HARD_SWISH"] == 19            # hard-swish lowers to the builtin op
+    assert report.delegate_partitions == 1 and report.dynamic_shape_ops == 0
+    assert report.inputs[0].shape == (1, SIZE, SIZE, 3)
+
+
+@pytest.mark.parametrize("quantization", ["float16", "dynamic"])
+def test_weight_quantized_exports_run(tmp_path, small_model, images, quantization):
+    path = tmp_path / f"m_{quantization}.tflite"
+    report = export(small_model, path, quantization)
+    ref = small_model.predict(images, verbose=0)
+    out = run_tflite(path, images)
+    assert report.file_bytes < 0.6 * inspect(_float(tmp_path, small_model)).file_bytes
+    assert np.abs(out - ref).max() < 0.05 * max(1.0, np.abs(ref).max())
+
+
+def _float(tmp_path, model):
+    path = tmp_path / "ref.tflite"
+    if not path.exists():
+        export(model, path)
+    return path
+
+
+def test_int8_is_fully_integer_with_uint8_input(tmp_path, small_model, images):
+    path = tmp_path / "m8.tflite"
+    report = export(small_model, path, "int8", representative_data=images)
+    assert report.fully_integer, report.float_ops
+    assert set(report.ops) - {"QUANTIZE", "DEQUANTIZE"} and report.ops["QUANTIZE"] == 1
+    assert report.inputs[0].dtype == "uint8" and abs(report.inputs[0].scale - 1.0) < 1e-3
+    assert report.ops["HARD_SWISH"] == 19
+    assert "every op runs in integer" in str(report)
+
+
+def test_attention_quantizes_to_int8(tmp_path):
+    """Mobile MQA (batch matmul + softmax) gets int8 kernels, not float islands."""
+    m = keras_mobile.MobileNetV4HybridM(weights=None, input_shape=(128, 128, 3), classes=4,
+                                        classifier_activation=None)
+    x = np.random.default_rng(1).uniform(0, 255, (4, 128, 128, 3)).astype("float32")
+    report = export(m, tmp_path / "h8.tflite", "int8", representative_data=x, num_calibration_steps=4)
+    assert report.fully_integer, report.float_ops
+    assert report.ops["BATCH_MATMUL"] == 16 and report.ops["SOFTMAX"] == 8
+
+
+def test_representative_data_forms(tmp_path, small_model, images):
+    import tensorflow as tf
+    from PIL import Image
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, img in enumerate(images[:3]):
+        Image.fromarray(img.astype("uint8")).resize((50, 40)).save(folder / f"{i}.png")
+    from keras_mobile.tflite.representative import samples
+    for data in (tf.data.Dataset.from_tensor_slices((images, np.zeros(8))).batch(4),
+                 [images[:2], images[2:4]], images):
+        got = np.concatenate(list(samples(data, (SIZE, SIZE, 3), limit=5)))
+        np.testing.assert_array_equal(got, images[:5] if len(got) == 5 else images[:4])
+    from_folder = list(samples(str(folder), (SIZE, SIZE, 3), limit=10))
+    assert len(from_folder) == 3 and from_folder[0].shape == (1, SIZE, SIZE, 3)
+    report = export(small_model, tmp_path / "r.tflite", "int8", representative_data=str(folder),
+                    progress=False)
+    assert report.fully_integer
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(quantization="int4"), "quantization must be one of"),
+    (dict(quantization="int8"), "needs representative_data"),
+    (dict(quantization="float32", input_dtype="uint8"), "needs quantization='int8'"),
+    (dict(quantization="int8", representative_data=np.zeros((2, 64, 64, 3))), r"shape \(64, 64, 3\).*\(96, 96, 3\)"),
+])
+def test_bad_arguments(tmp_path, small_model, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        export(small_model, tmp_path / "bad.tflite", **kwargs)
+    assert not (tmp_path / "bad.tflite").exists()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_dynamic_input_shape_is_rejected(tmp_path):
+    m = keras_mobile.MobileNetV3Small(weights=None, input_shape=(None, None, 3), classes=3)
+    with pytest.raises(ValueError, match="static input shape"):
+        export(m, tmp_path / "d.tflite")
+
+
+def test_run_tflite_checks_shape(tmp_path, small_model):
+    path = _float(tmp_path, small_model)
+    with pytest.raises(ValueError, match="expects inputs of shape"):
+        run_tflite(path, np.zeros((1, 32, 32, 3)))
