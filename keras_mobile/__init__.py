@@ -1,3 +1,4 @@
 """keras_mobile: modern mobile vision networks for Keras 3."""
 __version__ = "0.1.0"
 from keras_mobile.applications import *  # noqa: F401,F403
+from keras_mobile.reparameterize import reparameterize  # noqa: E402,F401

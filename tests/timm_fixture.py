@@ -24,12 +24,16 @@ FIXTURE_DIR = os.environ.get("KERAS_MOBILE_FIXTURE_DIR") or os.path.join(
     tempfile.gettempdir(), f"keras_mobile_fixtures_{os.getuid()}")
 
 
-def make_fixture(timm_name, out_dir=None, size=None, batch=2, seed=0, input_seed=1, reparam=False):
-    """(safetensors path, input NHWC float32, timm logits, timm parameter count)."""
+def make_fixture(timm_name, out_dir=None, size=None, batch=2, seed=0, input_seed=1, reparam=False,
+                 float64=False):
+    """(safetensors path, input NHWC float32, timm logits, timm parameter count).
+
+    float64=True returns the same timm model evaluated in float64 (the exact-arithmetic
+    reference) instead of its float32 logits, for ill-conditioned models (MobileOne-S4)."""
     import pytest
     if not HAVE_TIMM:
         pytest.skip("torch/timm not installed (they are in the test extra)")
-    key = f"{timm_name}_s{size or 'def'}_b{batch}_seed{seed}_{input_seed}{'_reparam' if reparam else ''}"
+    key = f"{timm_name}_s{size or 'def'}_b{batch}_seed{seed}_{input_seed}{'_reparam' if reparam else ''}_v2"
     folder = os.path.join(FIXTURE_DIR, key)
     meta_path = os.path.join(folder, "meta.json")
     if not os.path.exists(meta_path):
@@ -44,8 +48,16 @@ def make_fixture(timm_name, out_dir=None, size=None, batch=2, seed=0, input_seed
     with open(meta_path) as f:
         meta = json.load(f)
     x = np.load(os.path.join(folder, "input.npy")).transpose(0, 2, 3, 1).copy()
-    logits = np.load(os.path.join(folder, "logits.npy"))
+    logits = np.load(os.path.join(folder, "logits64.npy" if float64 else "logits.npy"))
     return os.path.join(folder, "model.safetensors"), x, logits, meta["params"]
+
+
+def timm_float32_error(timm_name, **kwargs):
+    """How far timm's own float32 logits are from its float64 logits on the same fixture."""
+    make_fixture(timm_name, **kwargs)
+    key = [d for d in os.listdir(FIXTURE_DIR) if d.startswith(f"{timm_name}_s") and d.endswith("_v2")][0]
+    with open(os.path.join(FIXTURE_DIR, key, "meta.json")) as f:
+        return json.load(f)["timm_fp32_vs_fp64"]
 
 
 def randomize_(model: nn.Module, seed: int, input_size, calibrate: bool = True):
@@ -134,14 +146,18 @@ def _main():
     x = torch.randn(a.batch, c, h, w, generator=torch.Generator().manual_seed(a.input_seed))
     with torch.inference_mode():
         logits = model(x).numpy()
+        logits64 = model.double()(x.double()).numpy()
+        model.float()
     tmp = a.out + ".tmp"
     os.makedirs(tmp, exist_ok=True)
     save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()},
               os.path.join(tmp, "model.safetensors"))
     np.save(os.path.join(tmp, "input.npy"), x.numpy().astype(np.float32))
     np.save(os.path.join(tmp, "logits.npy"), logits.astype(np.float32))
+    np.save(os.path.join(tmp, "logits64.npy"), logits64)
     with open(os.path.join(tmp, "meta.json"), "w") as f:
-        json.dump({"model": a.model, "params": int(params), "timm": timm.__version__}, f)
+        json.dump({"model": a.model, "params": int(params), "timm": timm.__version__,
+                   "timm_fp32_vs_fp64": float(np.abs(logits - logits64).max())}, f)
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     if os.path.exists(a.out):
         import shutil

@@ -2,3 +2,4 @@ from keras_mobile.applications.imagenet_utils import decode_predictions, normali
 from keras_mobile.applications.mobilenetv3 import MobileNetV3Large, MobileNetV3Small
 from keras_mobile.applications.mobilenetv4 import (MobileNetV4ConvL, MobileNetV4ConvM, MobileNetV4ConvS,
                                                    MobileNetV4HybridL, MobileNetV4HybridM)
+from keras_mobile.applications.mobileone import MobileOneS0, MobileOneS1, MobileOneS2, MobileOneS3, MobileOneS4

@@ -1,0 +1,35 @@
+"""`reparameterize(model)`: the inference form of any model holding reparameterisable blocks.
+
+Rebuilds the functional graph (recursively, so a backbone nested in a detector is covered)
+with every train-time block replaced by its fused form, and copies all other weights over.
+"""
+import keras
+
+from keras_mobile.layers.mobileone_block import MobileOneBlock
+
+
+def _is_train_time(layer):
+    return isinstance(layer, MobileOneBlock) and not layer.inference_mode
+
+
+def reparameterize(model):
+    """Returns a new model whose MobileOne blocks are single conv+bias(+SE)+ReLU layers; outputs
+    equal the original's (eval mode) to float rounding. The original model is not modified."""
+    def clone(layer):
+        if _is_train_time(layer):
+            return layer.fused()
+        return layer.__class__.from_config(layer.get_config())
+
+    fused = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    _copy_weights(model, fused)
+    return fused
+
+
+def _copy_weights(src, dst):
+    for a, b in zip(src.layers, dst.layers):
+        if isinstance(a, keras.Model) and isinstance(b, keras.Model):
+            _copy_weights(a, b)
+        elif _is_train_time(a):
+            continue        # `fused()` already holds the folded weights
+        elif a.weights:
+            b.set_weights(a.get_weights())
