@@ -3,3 +3,4 @@ from keras_mobile.applications.mobilenetv3 import MobileNetV3Large, MobileNetV3S
 from keras_mobile.applications.mobilenetv4 import (MobileNetV4ConvL, MobileNetV4ConvM, MobileNetV4ConvS,
                                                    MobileNetV4HybridL, MobileNetV4HybridM)
 from keras_mobile.applications.mobileone import MobileOneS0, MobileOneS1, MobileOneS2, MobileOneS3, MobileOneS4
+from keras_mobile.applications.efficientformer import EfficientFormerL1, EfficientFormerL3, EfficientFormerL7
