@@ -109,6 +109,18 @@ class Profile:
     def macs(self):
         return self.totals["macs"]
 
+    @property
+    def params(self):
+        return self.totals["params"]
+
+    @property
+    def weight_bytes(self):
+        return self.totals["weight_bytes"]
+
+    @property
+    def activation_bytes(self):
+        return self.totals["activation_bytes"]
+
     def by_type(self):
         out = {}
         for r in self.top:
@@ -350,6 +362,8 @@ def profile(model, input_shape=None, dtype_bytes=4, batch_size=1):
     input_shape (H, W, C): profile at this size (rebuilds a constructor name / clones a
     functional model); default: the model's own static input shape.
     """
+    if isinstance(input_shape, int):   # profile(model, dtype_bytes) positional form
+        input_shape, dtype_bytes = None, input_shape
     if isinstance(model, str):
         model = build(model, input_shape)
     elif input_shape is not None and tuple(model.inputs[0].shape[1:]) != tuple(input_shape):

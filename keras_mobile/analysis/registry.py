@@ -43,12 +43,9 @@ def get(name):
 
 
 def default_size(name):
-    """Default input size from timm's pretrained config when known, else from the spec, else 224."""
-    from keras_mobile.analysis import reference
-    ref = reference.by_keras_name().get(get(name).__name__ if False else canonical(name))
-    if ref and ref.get("input_size"):
-        return int(ref["input_size"])
-    return 224
+    """The constructor's default input size (its pretrained config), from the model it builds."""
+    m = get(name)(weights=None)
+    return int(m.inputs[0].shape[1])
 
 
 def canonical(name):
