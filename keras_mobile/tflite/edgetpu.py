@@ -1,0 +1,233 @@
+"""Coral EdgeTPU: compile with `edgetpu_compiler` when it is installed; predict the mapping
+offline when it is not.
+
+`analyze(path)` applies the published rules (see docs of each rule below; sources: Coral
+"TensorFlow models on the Edge TPU" and compiler docs, as collected in the project's
+reference notes): full int8/uint8 quantization, static shapes, tensors of at most 3 non-unit
+innermost dimensions, the supported-op list with per-op limits, and the compiler's single cut
+point: the first op that cannot map, and every op after it, run on the CPU. It also estimates
+parameter memory against the ~8 MiB on-chip cache.
+"""
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from keras_mobile.tflite.edgetpu_log import CompileReport, parse_console, parse_log
+
+ON_CHIP_BYTES = 8 * 2 ** 20
+INSTALL_HINT = ("edgetpu_compiler is not on PATH. It runs on x86-64 Debian/Ubuntu only: add the Coral apt "
+                "repository (https://coral.ai/docs/edgetpu/compiler) and `sudo apt-get install "
+                "edgetpu-compiler`. Without it, `keras_mobile.tflite.edgetpu.analyze(path)` predicts the "
+                "mapping offline.")
+
+# ops in the published supported lists (Coral table + later additions), with per-op checks below
+SUPPORTED = {
+    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS",
+    "FULLY_CONNECTED", "L2_NORMALIZATION", "LOGISTIC", "LSTM", "MAXIMUM", "MAX_POOL_2D", "MEAN",
+    "MINIMUM", "MUL", "PACK", "PAD", "PRELU", "QUANTIZE", "REDUCE_MAX", "REDUCE_MIN", "RELU", "RELU6",
+    "RELU_N1_TO_1", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RSQRT", "SLICE",
+    "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM",
+    "SQUARED_DIFFERENCE", "TANH", "TRANSPOSE", "TRANSPOSE_CONV", "DEQUANTIZE",
+}
+UNSUPPORTED_DTYPE = "Operation is working on an unsupported data type"
+NOT_SUPPORTED = "Operation not supported"
+AFTER_CUT = "More than one subgraph is not supported"
+RANK = "Tensor has unsupported rank (up to 3 innermost dimensions mapped)"
+
+
+class EdgeTPUCompilerNotFound(RuntimeError):
+    pass
+
+
+class EdgeTPUCompileError(RuntimeError):
+    def __init__(self, message, report=None):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class OpVerdict:
+    index: int
+    op: str
+    mapped: bool
+    reason: str
+
+
+@dataclass
+class AnalyzeReport:
+    path: str
+    ops: list = field(default_factory=list)
+    fatal: list = field(default_factory=list)     # problems that make the compiler fail outright
+    parameter_bytes: int = 0
+
+    @property
+    def mapped_ops(self):
+        return sum(o.mapped for o in self.ops)
+
+    @property
+    def mapped_fraction(self):
+        return self.mapped_ops / len(self.ops) if self.ops and not self.fatal else 0.0
+
+    @property
+    def first_cpu_op(self):
+        for o in self.ops:
+            if not o.mapped and o.reason != AFTER_CUT and not _edge(o):
+                return o
+        return None
+
+    @property
+    def on_chip_bytes(self):
+        return min(self.parameter_bytes, ON_CHIP_BYTES)
+
+    @property
+    def off_chip_bytes(self):
+        return max(0, self.parameter_bytes - ON_CHIP_BYTES)
+
+    def __str__(self):
+        lines = [f"EdgeTPU analysis of {self.path}: {self.mapped_ops}/{len(self.ops)} ops predicted on the "
+                 f"Edge TPU ({100 * self.mapped_fraction:.0f}%)"]
+        for f in self.fatal:
+            lines.append(f"  compile would fail: {f}")
+        first = self.first_cpu_op
+        if first:
+            lines.append(f"  first op on CPU: #{first.index} {first.op} ({first.reason}); everything after it runs on CPU")
+        lines.append(f"  parameters {self.parameter_bytes / 2 ** 20:.2f} MiB: ~{self.on_chip_bytes / 2 ** 20:.2f} MiB "
+                     f"cached on-chip, ~{self.off_chip_bytes / 2 ** 20:.2f} MiB streamed off-chip")
+        reasons = {}
+        for o in self.ops:
+            if not o.mapped:
+                reasons.setdefault(o.reason, []).append(o.op)
+        for reason, ops in reasons.items():
+            counts = {op: ops.count(op) for op in dict.fromkeys(ops)}
+            lines.append(f"  CPU ({reason}): " + ", ".join(f"{k} x{v}" for k, v in counts.items()))
+        return "\n".join(lines)
+
+
+def _edge(verdict):
+    return verdict.reason.startswith("float graph edge")
+
+
+def analyze(tflite_path):
+    """Predicts the EdgeTPU mapping of a .tflite file without the compiler."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    it = Interpreter(model_path=str(tflite_path),
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    ops = it._get_ops_details()
+    graph_in = {d["index"] for d in it.get_input_details()}
+    graph_out = {d["index"] for d in it.get_output_details()}
+    produced = {i for o in ops for i in o["outputs"]}
+    report = AnalyzeReport(str(tflite_path))
+
+    for t in tensors.values():
+        if -1 in list(t.get("shape_signature", t["shape"])):
+            report.fatal.append(f"dynamic-sized tensor {t['name']} {list(t['shape_signature'])}: "
+                                f"the compiler needs static shapes (export with a fixed batch size)")
+            break
+    constants = [i for i in tensors if i not in produced and i not in graph_in]
+    report.parameter_bytes = int(sum(int(np.prod(tensors[i]["shape"])) * np.dtype(tensors[i]["dtype"]).itemsize
+                                     for i in constants if len(tensors[i]["shape"])))
+
+    cut = False
+    for o in ops:
+        verdict = _verdict(o, tensors, graph_in, graph_out, produced)
+        if verdict is None:
+            if cut:
+                report.ops.append(OpVerdict(o["index"], o["op_name"], False, AFTER_CUT))
+            else:
+                report.ops.append(OpVerdict(o["index"], o["op_name"], True, "Mapped to Edge TPU"))
+        else:
+            report.ops.append(OpVerdict(o["index"], o["op_name"], False, verdict))
+            if not verdict.startswith("float graph edge"):
+                cut = True
+    if report.fatal:
+        for o in report.ops:
+            o.mapped = False
+    return report
+
+
+def _dtype(tensors, i):
+    return np.dtype(tensors[i]["dtype"]) if i in tensors else None
+
+
+def _verdict(op, tensors, graph_in, graph_out, produced):
+    """None if the op can map, else the reason it runs on the CPU."""
+    name = op["op_name"]
+    ins = [i for i in op["inputs"] if i >= 0]
+    outs = [i for i in op["outputs"] if i >= 0]
+    if name == "QUANTIZE" and any(i in graph_in for i in ins) and _dtype(tensors, ins[0]).kind == "f":
+        return "float graph edge: QUANTIZE of a float model input runs on the CPU"
+    if name == "DEQUANTIZE" and any(i in graph_out for i in outs):
+        return "float graph edge: DEQUANTIZE to a float model output runs on the CPU"
+    if name in ("CUSTOM", "DELEGATE"):
+        return UNSUPPORTED_DTYPE
+    if any(_dtype(tensors, i).kind == "f" for i in ins + outs if i in tensors):
+        return UNSUPPORTED_DTYPE
+    if name not in SUPPORTED:
+        return NOT_SUPPORTED
+    for i in ins + outs:
+        if i not in produced and i not in graph_in:
+            continue        # the rank limit is on activations; weights are laid out by the compiler
+        shape = list(tensors[i]["shape"])
+        if len(shape) > 3 and any(d > 1 for d in shape[:-3]):
+            return RANK
+    if name == "SOFTMAX":
+        shape = list(tensors[ins[0]]["shape"])
+        if int(np.prod(shape)) > 16000 or sum(d > 1 for d in shape) > 1:
+            return "Softmax: 1-D input of at most 16,000 elements only"
+    if name == "FULLY_CONNECTED" and sum(d > 1 for d in tensors[outs[0]]["shape"]) > 1:
+        return "FullyConnected: output must be 1-D"
+    return None
+
+
+def compile(tflite_path, out_dir=None, timeout=180, show_operations=True, search_delegate=False,
+            extra_flags=(), compiler="edgetpu_compiler"):
+    """Runs edgetpu_compiler; returns a CompileReport (console + .log parsed).
+
+    Raises EdgeTPUCompilerNotFound (with install instructions) when the compiler is missing and
+    EdgeTPUCompileError on failure or timeout; a failed run leaves no output model behind."""
+    exe = shutil.which(compiler)
+    if exe is None:
+        raise EdgeTPUCompilerNotFound(INSTALL_HINT)
+    tflite_path = str(tflite_path)
+    if not os.path.isfile(tflite_path):
+        raise FileNotFoundError(f"no TFLite file at {tflite_path}")
+    out_dir = out_dir or os.path.dirname(os.path.abspath(tflite_path))
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(tflite_path))[0]
+    outputs = [os.path.join(out_dir, f"{stem}_edgetpu.tflite"), os.path.join(out_dir, f"{stem}_edgetpu.log")]
+    cmd = [exe, "--out_dir", out_dir, "--timeout_sec", str(int(timeout))]
+    if show_operations:
+        cmd.append("--show_operations")
+    if search_delegate:
+        cmd.append("--search_delegate")
+    cmd += list(extra_flags) + [tflite_path]
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout + 30)
+    except subprocess.TimeoutExpired as e:
+        _remove(outputs)
+        raise EdgeTPUCompileError(f"edgetpu_compiler did not finish within {timeout + 30} s on {tflite_path}") from e
+    report = parse_console(proc.stdout or "")
+    if proc.returncode != 0 or not report.success:
+        _remove(outputs)
+        detail = "; ".join(report.errors) or (proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
+        raise EdgeTPUCompileError(f"edgetpu_compiler failed on {tflite_path} (exit {proc.returncode}): "
+                                  f"{detail if isinstance(detail, str) else detail[0]}", report)
+    if not report.ops and os.path.isfile(outputs[1]):
+        with open(outputs[1]) as f:
+            report.ops = parse_log(f.read()).ops
+    return report
+
+
+def _remove(paths):
+    for p in paths:
+        if os.path.exists(p):
+            os.remove(p)
+
+
+__all__ = ["analyze", "compile", "AnalyzeReport", "CompileReport", "EdgeTPUCompilerNotFound",
+           "EdgeTPUCompileError", "parse_console", "parse_log"]
