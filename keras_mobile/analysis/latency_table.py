@@ -1,0 +1,310 @@
+"""Latency lookup table (EfficientFormer-style): time each distinct block once, predict models.
+
+A model's top-level layers are grouped into blocks by timm module path (`blocks.2.0.*`,
+`stages.1.blocks.3.*`, `stages.0.downsample.*`, `conv_stem`, ...). Each block is cut out of
+the functional graph as a standalone model (its inputs = the tensors it reads from outside),
+converted to a float32 .tflite and timed in the LiteRT interpreter. Blocks are keyed by their
+layer types, configs (names removed) and input shapes, so repeated blocks are measured once
+and the table is reused across models. Prediction = sum of block times (per-invoke interpreter
+overhead is measured once, removed from each block and added back once per model).
+
+    table = LatencyTable.load_or_new("lut.json", num_threads=1)
+    table.measure_model(model)          # fills missing entries
+    ms = table.predict(model)           # no measurement needed once the blocks are known
+    table.save("lut.json")
+"""
+import hashlib
+import json
+import os
+import re
+import statistics
+import time
+
+import numpy as np
+
+_NUM = re.compile(r"^\d+$")
+
+
+def block_of(layer_name):
+    """Group key of a layer from its timm path: cut after the 2nd index, or the part after the 1st."""
+    parts = layer_name.split(".")
+    idx = [i for i, p in enumerate(parts) if _NUM.match(p)]
+    if len(idx) >= 2:
+        return ".".join(parts[:idx[1] + 1])
+    if len(idx) == 1:
+        return ".".join(parts[:min(idx[0] + 2, len(parts))])
+    return parts[0]
+
+
+def _config_key(layer):
+    cfg = dict(layer.get_config())
+    cfg.pop("name", None)
+    cfg.pop("trainable", None)
+    cfg.pop("dtype", None)
+    return [type(layer).__name__, json.dumps(cfg, sort_keys=True, default=str)]
+
+
+def _nodes(model):
+    """[(layer, node)] of a functional model in topological order (skipping input layers)."""
+    try:
+        from keras.src.ops.function import make_node_key
+    except Exception:  # pragma: no cover
+        make_node_key = None
+    keys = getattr(model, "_nodes", None)
+    out = []
+    for op in model.operations:
+        if type(op).__name__ == "InputLayer":
+            continue
+        for i, node in enumerate(op._inbound_nodes):
+            if keys is not None and make_node_key is not None and make_node_key(op, i) not in keys:
+                continue
+            out.append((op, node))
+    return out
+
+
+class Block:
+    def __init__(self, name):
+        self.name = name
+        self.items = []     # (layer, node)
+
+    def external_inputs(self):
+        produced = {id(t) for _, n in self.items for t in n.outputs}
+        seen, ins = set(), []
+        for _, n in self.items:
+            for t in n.input_tensors:
+                if id(t) not in produced and id(t) not in seen:
+                    seen.add(id(t))
+                    ins.append(t)
+        return ins
+
+    def key(self, batch_size=1):
+        ins = [[batch_size] + list(t.shape[1:]) for t in self.external_inputs()]
+        desc = json.dumps({"inputs": ins, "layers": [_config_key(l) for l, _ in self.items]}, sort_keys=True)
+        kinds = "+".join(dict.fromkeys(type(l).__name__ for l, _ in self.items if type(l).__name__ not in
+                                       ("BatchNormalization", "Activation", "ReLU", "ZeroPadding2D")))
+        return f"{kinds[:60]}|{'x'.join(str(d) for d in ins[0]) if ins else ''}|" + \
+            hashlib.sha1(desc.encode()).hexdigest()[:12]
+
+    def to_model(self, batch_size=1):
+        """The block as a standalone Keras model (shares the layers and weights)."""
+        import keras
+        ext = self.external_inputs()
+        mapping = {}
+        inputs = []
+        for i, t in enumerate(ext):
+            inp = keras.Input(batch_shape=(batch_size,) + tuple(t.shape[1:]), name=f"in{i}")
+            mapping[id(t)] = inp
+            inputs.append(inp)
+
+        def sub(x):
+            return mapping.get(id(x), x) if hasattr(x, "shape") else x
+        last = None
+        for layer, node in self.items:
+            args = keras.tree.map_structure(sub, node.arguments.args)
+            kwargs = keras.tree.map_structure(sub, node.arguments.kwargs)
+            out = layer(*args, **kwargs)
+            flat_new, flat_old = keras.tree.flatten(out), node.outputs
+            for o_old, o_new in zip(flat_old, flat_new):
+                mapping[id(o_old)] = o_new
+            last = out
+        produced_ids = {id(t) for _, n in self.items for t in n.input_tensors}
+        outs = [mapping[id(t)] for _, n in self.items for t in n.outputs if id(t) not in produced_ids]
+        outs = outs or keras.tree.flatten(last)
+        return keras.Model(inputs, outs if len(outs) > 1 else outs[0], name=self.name.replace(".", "_"))
+
+
+def blocks(model):
+    """The model's blocks, in order (consecutive layers with the same block_of key)."""
+    out, by_name = [], {}
+    for layer, node in _nodes(model):
+        b = block_of(layer.name)
+        if b not in by_name:
+            by_name[b] = Block(b)
+            out.append(by_name[b])
+        by_name[b].items.append((layer, node))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+class _quiet:
+    """Silence the converter's stdout/stderr chatter (it prints from C++ and Python)."""
+
+    def __enter__(self):
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = [os.dup(1), os.dup(2)]
+        self.null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self.null, 1)
+        os.dup2(self.null, 2)
+
+    def __exit__(self, *exc):
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        for fd in self.saved + [self.null]:
+            os.close(fd)
+
+
+def to_tflite(model, quiet=True):
+    import tensorflow as tf
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if not quiet:
+        return conv.convert()
+    with _quiet():
+        return conv.convert()
+
+
+def time_tflite(content, num_threads=1, runs=20, warmup=3, seconds=None):
+    """Median seconds per invoke of a .tflite (bytes or path) in the LiteRT interpreter."""
+    from ai_edge_litert.interpreter import Interpreter
+    kw = {"model_content": content} if isinstance(content, (bytes, bytearray)) else {"model_path": str(content)}
+    it = Interpreter(num_threads=num_threads, **kw)
+    it.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for d in it.get_input_details():
+        if np.issubdtype(d["dtype"], np.floating):
+            x = rng.standard_normal(d["shape"]).astype(d["dtype"])
+        else:
+            info = np.iinfo(d["dtype"])
+            x = rng.integers(info.min, info.max, d["shape"], dtype=d["dtype"])
+        it.set_tensor(d["index"], x)
+    for _ in range(warmup):
+        it.invoke()
+    times = []
+    t_end = time.perf_counter() + seconds if seconds else None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        it.invoke()
+        times.append(time.perf_counter() - t0)
+        if t_end and time.perf_counter() > t_end and len(times) >= 3:
+            break
+    return statistics.median(times)
+
+
+def _overhead(num_threads):
+    import keras
+    x = keras.Input(batch_shape=(1, 4))
+    m = keras.Model(x, keras.layers.Dense(4)(x))
+    return time_tflite(to_tflite(m), num_threads, runs=200, warmup=20)
+
+
+class LatencyTable:
+    def __init__(self, entries=None, num_threads=1, overhead=None, host=None):
+        self.entries = dict(entries or {})   # key -> {"seconds", "block", "macs"}
+        self.num_threads = num_threads
+        self.overhead = overhead
+        self.host = host or _host()
+
+    # persistence ---------------------------------------------------------------------------
+    def to_dict(self):
+        return {"num_threads": self.num_threads, "overhead_seconds": self.overhead, "host": self.host,
+                "entries": self.entries}
+
+    def save(self, path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.to_dict(), f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        with open(path) as f:
+            d = json.load(f)
+        return cls(d["entries"], d.get("num_threads", 1), d.get("overhead_seconds"), d.get("host"))
+
+    @classmethod
+    def load_or_new(cls, path, num_threads=1):
+        if path and os.path.exists(path):
+            t = cls.load(path)
+            if t.num_threads == num_threads:
+                return t
+        return cls(num_threads=num_threads)
+
+    # measurement / prediction ----------------------------------------------------------------
+    def measure_model(self, model, runs=20, progress=False):
+        """Measure every block of `model` not yet in the table; returns the number measured."""
+        if self.overhead is None:
+            self.overhead = _overhead(self.num_threads)
+        todo = []
+        for b in blocks(model):
+            k = b.key()
+            if k not in self.entries and k not in {key for key, _ in todo}:
+                todo.append((k, b))
+        it = todo
+        if progress:
+            from tqdm.auto import tqdm
+            it = tqdm(todo, desc=f"LUT {model.name}", unit="block", leave=False)
+        for k, b in it:
+            from keras_mobile.analysis.profile import profile
+            sub = b.to_model()
+            secs = time_tflite(to_tflite(sub), self.num_threads, runs=runs)
+            try:
+                macs = profile(sub).macs
+            except Exception:
+                macs = None
+            self.entries[k] = {"seconds": secs, "block": b.name, "macs": macs,
+                               "layers": [type(l).__name__ for l, _ in b.items]}
+        return len(todo)
+
+    def missing(self, model):
+        return [b.name for b in blocks(model) if b.key() not in self.entries]
+
+    def predict(self, model, breakdown=False):
+        """Predicted seconds per batch-1 inference (raises KeyError naming unmeasured blocks)."""
+        rows, missing = [], []
+        ovh = self.overhead or 0.0
+        for b in blocks(model):
+            e = self.entries.get(b.key())
+            if e is None:
+                missing.append(b.name)
+                continue
+            rows.append((b.name, max(e["seconds"] - ovh, 0.0)))
+        if missing:
+            raise KeyError(f"blocks not in the latency table: {', '.join(missing[:8])}"
+                           f"{' ...' if len(missing) > 8 else ''}; run measure_model first")
+        total = sum(s for _, s in rows) + ovh
+        return (total, rows) if breakdown else total
+
+
+def _host():
+    import platform
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count()}
+
+
+def measure_model_latency(model, num_threads=1, runs=20):
+    """Whole-model LiteRT float32 latency (seconds, median)."""
+    return time_tflite(to_tflite(model), num_threads, runs=runs)
+
+
+def spearman(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ra, rb = a.argsort().argsort().astype(float), b.argsort().argsort().astype(float)
+    if len(a) < 2 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def mape(pred, meas):
+    pred, meas = np.asarray(pred, float), np.asarray(meas, float)
+    return float(np.mean(np.abs(pred - meas) / meas) * 100)
+
+
+def evaluate(models, table, runs=10, progress=True):
+    """Measure LUT blocks and whole models; {model: (predicted s, measured s)} + spearman + MAPE."""
+    res = {}
+    for m in models:
+        table.measure_model(m, runs=runs, progress=progress)
+        res[m.name] = (table.predict(m), measure_model_latency(m, table.num_threads, runs=runs))
+    names = list(res)
+    pred = [res[n][0] for n in names]
+    meas = [res[n][1] for n in names]
+    return {"models": {n: {"predicted_ms": res[n][0] * 1e3, "measured_ms": res[n][1] * 1e3,
+                           "error_pct": 100 * (res[n][0] / res[n][1] - 1)} for n in names},
+            "spearman": spearman(pred, meas), "mape_pct": mape(pred, meas),
+            "num_threads": table.num_threads}

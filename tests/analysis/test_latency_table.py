@@ -1,0 +1,59 @@
+"""Latency lookup table: block grouping, key reuse, predict on a tiny model."""
+import json
+
+import keras
+import pytest
+
+from keras_mobile.analysis import latency_table as lt
+
+
+def _tiny():
+    x = keras.Input((16, 16, 3), name="input")
+    y = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv_stem")(x)
+    y = keras.layers.BatchNormalization(name="bn1")(y)
+    for i in range(2):   # two identical residual blocks -> one LUT entry
+        h = keras.layers.Conv2D(8, 1, name=f"blocks.0.{i}.conv_pw")(y)
+        h = keras.layers.ReLU(name=f"blocks.0.{i}.act")(h)
+        h = keras.layers.DepthwiseConv2D(3, padding="same", name=f"blocks.0.{i}.conv_dw")(h)
+        y = keras.layers.Add(name=f"blocks.0.{i}.add")([y, h])
+    y = keras.layers.GlobalAveragePooling2D(name="global_pool")(y)
+    y = keras.layers.Dense(4, name="classifier")(y)
+    return keras.Model(x, y, name="tiny")
+
+
+def test_block_names():
+    assert lt.block_of("blocks.2.0.dw_mid.conv") == "blocks.2.0"
+    assert lt.block_of("stages.1.blocks.3.mlp.fc1") == "stages.1.blocks.3"
+    assert lt.block_of("stages.0.downsample.conv") == "stages.0.downsample"
+    assert lt.block_of("conv_stem") == "conv_stem"
+
+
+def test_blocks_and_shared_keys():
+    m = _tiny()
+    bs = lt.blocks(m)
+    assert [b.name for b in bs] == ["conv_stem", "bn1", "blocks.0.0", "blocks.0.1", "global_pool", "classifier"]
+    assert bs[2].key() == bs[3].key() and bs[0].key() != bs[2].key()
+    sub = bs[2].to_model()
+    assert tuple(sub.inputs[0].shape) == (1, 8, 8, 8) and tuple(sub.outputs[0].shape) == (1, 8, 8, 8)
+
+
+def test_predict_tiny(tmp_path):
+    m = _tiny()
+    table = lt.LatencyTable(num_threads=1)
+    assert table.measure_model(m, runs=3) == 5          # the repeated block is measured once
+    assert table.measure_model(m, runs=3) == 0
+    pred, rows = table.predict(m, breakdown=True)
+    assert len(rows) == 6 and pred > 0
+    assert pred == pytest.approx(sum(s for _, s in rows) + table.overhead)
+    path = table.save(str(tmp_path / "lut.json"))
+    again = lt.LatencyTable.load(path)
+    assert again.predict(m) == pytest.approx(pred)
+    assert json.load(open(path))["num_threads"] == 1
+    with pytest.raises(KeyError, match="blocks not in the latency table"):
+        lt.LatencyTable(num_threads=1).predict(m)
+
+
+def test_rank_metrics():
+    assert lt.spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert lt.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert lt.mape([110, 90], [100, 100]) == pytest.approx(10.0)
