@@ -142,13 +142,22 @@ class Profile:
                 return r
         raise KeyError(name)
 
-    def to_markdown(self, min_macs=0, include_children=True, max_rows=None):
+    def __str__(self):
+        return self.summary()
+
+    def to_markdown(self, min_macs=0, include_children=True, max_rows=None, top=None):
+        """Markdown table; `top=N` keeps the N layers with the most MACs (in graph order)."""
+        keep = None
+        if top:
+            keep = {id(r) for r in sorted(self.rows, key=lambda r: -r.macs)[:top]}
         lines = [f"### {self.model_name} @ {tuple(self.input_shape)}", "",
                  "| layer | type | output | MACs | params | weight KB | act KB (r+w) | MACs/byte |",
                  "|---|---|---|---:|---:|---:|---:|---:|"]
         n = 0
         for r in self.flat_rows():
             if r.depth and not include_children:
+                continue
+            if keep is not None and (r.depth or id(r) not in keep):
                 continue
             if r.macs < min_macs:
                 continue
