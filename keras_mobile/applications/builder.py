@@ -157,6 +157,7 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
 
     inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
     model = keras.Model(inputs, x, name=name or spec.name)
+    model.timm_name = spec.timm_name   # informational (CLI/analysis); not saved with the model
     if weights is not None:
         from keras_mobile.weights.loader import load_weights
         load_weights(model, spec.timm_name, weights, include_top=include_top)

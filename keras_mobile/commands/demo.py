@@ -15,7 +15,7 @@ help = "train MobileNetV4ConvS on bundled digits, classify held-out images, expo
 
 def add_arguments(p):
     p.add_argument("--model", default="MobileNetV4ConvS")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--out", default="outputs/demo")
     p.add_argument("--weights", default=None,
