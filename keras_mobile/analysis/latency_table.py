@@ -37,7 +37,10 @@ def block_of(layer_name):
 
 
 def _config_key(layer):
-    cfg = dict(layer.get_config())
+    try:
+        cfg = dict(layer.get_config())
+    except Exception:  # raw keras.ops nodes
+        cfg = {}
     cfg.pop("name", None)
     cfg.pop("trainable", None)
     cfg.pop("dtype", None)

@@ -287,14 +287,17 @@ def _layer_row(layer, in_shapes, out_shapes, batch, dtype_bytes, depth):
     """Row for one (possibly composite) layer plus rows of its children."""
     import keras
     cls = type(layer).__name__
-    params = sum(_numel(tuple(v.shape)) for v in layer.trainable_weights) if layer.trainable_weights else 0
-    wbytes = sum(_nbytes(v, dtype_bytes) for v in layer.weights)
+    trainable = getattr(layer, "trainable_weights", None) or []   # raw keras.ops nodes have none
+    params = sum(_numel(tuple(v.shape)) for v in trainable)
+    wbytes = sum(_nbytes(v, dtype_bytes) for v in (getattr(layer, "weights", None) or []))
     read = sum(_numel(s) for s in in_shapes) * dtype_bytes
     write = sum(_numel(s) for s in out_shapes) * dtype_bytes
     row = LayerProfile(layer.name, cls, [list(s) for s in in_shapes], [list(s) for s in out_shapes],
                        0, params, wbytes, read, write, depth)
     children = []
-    if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
+    if not isinstance(layer, keras.layers.Layer):
+        pass
+    elif isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
         children = _graph_rows(layer, batch, dtype_bytes, depth + 1)
     else:
         subs = _sublayers(layer)
