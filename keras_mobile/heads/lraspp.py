@@ -1,0 +1,82 @@
+"""LR-ASPP segmentation head (MobileNetV3 paper, Searching for MobileNetV3, Fig. 10)."""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_mobile.applications.features import feature_extractor
+
+
+class LRASPPModel(keras.Model):
+    """Functional LR-ASPP; `compute_loss` is sparse CE on logits with label `ignore_index`
+    (255) excluded. fit() on (images, masks [B, H, W] int)."""
+
+    def __init__(self, *args, num_classes=None, ignore_index=255, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        y = tf.cast(y, tf.int32)
+        if len(y.shape) == 4:
+            y = y[..., 0]
+        valid = tf.not_equal(y, self.ignore_index)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.where(valid, y, 0), logits=tf.cast(y_pred, tf.float32))
+        w = tf.cast(valid, tf.float32)
+        loss = tf.reduce_sum(ce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+        if self.losses:
+            loss = loss + tf.add_n(self.losses)
+        return loss
+
+    def predict_masks(self, images, batch_size=8):
+        out = []
+        for i in range(0, len(images), batch_size):
+            out.append(np.argmax(self(tf.convert_to_tensor(images[i:i + batch_size]),
+                                      training=False).numpy(), -1))
+        return np.concatenate(out)
+
+    def export_tflite(self, path, quantize=None, representative_images=None):
+        """Write a .tflite of the logits (float32, or int8 with float I/O)."""
+        from keras_mobile.heads.tflite_util import convert
+        shape = (1,) + tuple(self.inputs[0].shape[1:])
+
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
+        def serve(images):
+            return self(images, training=False)
+        return convert(serve, self, path, quantize, representative_images)
+
+
+def LRASPP(backbone="MobileNetV3Large", num_classes=21, input_shape=(512, 512, 3),
+           backbone_weights=None, output_stride=16, inter_channels=128, name=None,
+           **backbone_kwargs):
+    """LR-ASPP on a keras_mobile backbone.
+
+    The 1/16 features (the atrous last stage with output_stride=16; with output_stride=32 the
+    1/32 map) go through 1x1 conv + BN + ReLU gated by a global-pool 1x1 conv + sigmoid,
+    are bilinearly upsampled to 1/8 and classified by a 1x1 conv; the 1/8 skip gets its own
+    1x1 classifier; the sum is upsampled to the input size. Output: logits [B, H, W, classes].
+    Inputs are raw [0, 255] pixels.
+    """
+    high_level = "P4" if output_stride == 16 else "P5"
+    feats = feature_extractor(backbone, levels=("P3", high_level), weights=backbone_weights,
+                              input_shape=input_shape, output_stride=output_stride,
+                              **backbone_kwargs)
+    inputs = feats.inputs[0]
+    f = feats(inputs)
+    low, high = f["P3"], f[high_level]
+    x = keras.layers.Conv2D(inter_channels, 1, use_bias=False, name="lraspp.cbr.conv")(high)
+    x = keras.layers.BatchNormalization(name="lraspp.cbr.bn")(x)
+    x = keras.layers.ReLU(name="lraspp.cbr.act")(x)
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name="lraspp.scale.pool")(high)
+    s = keras.layers.Conv2D(inter_channels, 1, use_bias=False, name="lraspp.scale.conv")(s)
+    s = keras.layers.Activation("sigmoid", name="lraspp.scale.sigmoid")(s)
+    x = keras.layers.Multiply(name="lraspp.gate")([x, s])
+    x = keras.layers.Resizing(int(low.shape[1]), int(low.shape[2]), interpolation="bilinear",
+                              name="lraspp.up_high")(x)
+    x = keras.layers.Conv2D(num_classes, 1, name="lraspp.high_classifier")(x)
+    y = keras.layers.Conv2D(num_classes, 1, name="lraspp.low_classifier")(low)
+    x = keras.layers.Add(name="lraspp.sum")([x, y])
+    x = keras.layers.Resizing(int(inputs.shape[1]), int(inputs.shape[2]), interpolation="bilinear",
+                              name="lraspp.up_out")(x)
+    return LRASPPModel(inputs, x, num_classes=num_classes,
+                       name=name or f"lraspp_{feats.name.replace('_features', '')}")
