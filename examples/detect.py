@@ -1,0 +1,112 @@
+"""Train SSDLite on procedural shapes (or a tensorflow-datasets set), evaluate mAP, export an
+int8 TFLite detector ending in TFLite_Detection_PostProcess, run it on held-out images and
+save PNGs with drawn boxes.
+
+    python examples/detect.py --size 128 --epochs 20 --out /tmp/detect
+    python examples/detect.py --data tfds:voc/2012 --size 320
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+
+def draw(image, boxes, classes, scores, names, path, color=(255, 40, 40)):
+    from PIL import Image, ImageDraw
+    im = Image.fromarray(np.asarray(image, np.uint8)).resize((256, 256), Image.NEAREST)
+    d = ImageDraw.Draw(im)
+    for b, c, s in zip(boxes, classes, scores):
+        y0, x0, y1, x1 = [float(v) * 256 for v in b]
+        d.rectangle([x0, y0, x1, y1], outline=color, width=2)
+        d.text((x0 + 2, y0 + 1), f"{names[int(c)]} {s:.2f}", fill=color)
+    im.save(path)
+
+
+def load(args):
+    from keras_mobile.data import shapes
+    if args.data == "shapes":
+        train = shapes.generate(args.num_train, args.size, seed=1)
+        test = shapes.generate(args.num_test, args.size, seed=2)
+        return train, test, shapes.CLASS_NAMES
+    if not args.data.startswith("tfds:"):
+        raise SystemExit(f"--data must be 'shapes' or 'tfds:NAME', got {args.data!r}")
+    name = args.data[5:]
+    train = shapes.load_tfds_detection(name, "train", args.size, num_images=args.num_train,
+                                       data_dir=args.data_dir)
+    test = shapes.load_tfds_detection(name, args.test_split, args.size, num_images=args.num_test,
+                                      data_dir=args.data_dir)
+    return train, test, train["class_names"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="shapes", help="'shapes' or 'tfds:NAME' (e.g. tfds:voc/2012)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--test-split", default="validation")
+    p.add_argument("--backbone", default="MobileNetV4ConvS")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--num-train", type=int, default=1000)
+    p.add_argument("--num-test", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--num-png", type=int, default=4)
+    p.add_argument("--no-tflite", action="store_true")
+    p.add_argument("--out", default="detect_out")
+    args = p.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+
+    import keras
+    from keras_mobile.heads import SSDLite
+    from keras_mobile.heads.metrics import detection_map
+
+    train, test, names = load(args)
+    model = SSDLite(args.backbone, num_classes=len(names), input_shape=(args.size, args.size, 3))
+    steps = max(1, args.epochs * int(np.ceil(len(train["images"]) / args.batch_size)))
+    lr = keras.optimizers.schedules.CosineDecay(args.lr, steps, warmup_target=None)
+    model.compile(optimizer=keras.optimizers.Adam(lr))
+    x = train["images"].astype("float32")
+    y = {"boxes": train["boxes"], "classes": train["classes"]}
+    t = time.time()
+    hist = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=2, shuffle=True)
+    train_time = time.time() - t
+
+    xt = test["images"].astype("float32")
+    dets = model.predict_detections(xt, score_threshold=0.05, max_detections=20)
+    metrics = detection_map(dets, test["boxes"], test["classes"], len(names))
+    result = {"loss": [float(v) for v in hist.history["loss"]], "train_seconds": train_time,
+              "keras": metrics}
+    print("keras:", metrics)
+
+    pngs = []
+    if not args.no_tflite:
+        from keras_mobile.heads.tflite_util import run
+        path = model.export_tflite(os.path.join(args.out, "ssdlite_int8.tflite"), quantize="int8",
+                                   representative_images=x[:64], score_threshold=0.05)
+        outs = run(path, xt)
+        tdets = {"boxes": np.concatenate([o[0] for o in outs]),
+                 "classes": np.concatenate([o[1] for o in outs]),
+                 "scores": np.concatenate([o[2] for o in outs]),
+                 "num_detections": np.concatenate([o[3] for o in outs])}
+        result["tflite_int8"] = detection_map(tdets, test["boxes"], test["classes"], len(names))
+        result["tflite_path"] = path
+        print("tflite int8:", result["tflite_int8"])
+        dets = tdets
+    for i in range(min(args.num_png, len(xt))):
+        n = int(dets["num_detections"][i])
+        keep = dets["scores"][i][:n] >= args.score_threshold
+        png = os.path.join(args.out, f"detections_{i}.png")
+        draw(test["images"][i], dets["boxes"][i][:n][keep], dets["classes"][i][:n][keep],
+             dets["scores"][i][:n][keep], names, png)
+        pngs.append(png)
+    result["pngs"] = pngs
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
