@@ -1,0 +1,102 @@
+"""Train LR-ASPP on procedural shapes (or a tensorflow-datasets segmentation set), evaluate
+mIoU, export an int8 TFLite model, run it on held-out images and save mask-overlay PNGs.
+
+    python examples/segment.py --size 128 --epochs 15 --out /tmp/segment
+    python examples/segment.py --data tfds:oxford_iiit_pet --num-classes 3
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48],
+                    [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60]], np.uint8)
+
+
+def overlay(image, mask, path):
+    from PIL import Image
+    colours = PALETTE[np.asarray(mask) % len(PALETTE)].astype(np.float32)
+    alpha = (np.asarray(mask) > 0)[..., None] * 0.55
+    out = np.asarray(image, np.float32) * (1 - alpha) + colours * alpha
+    both = np.concatenate([np.asarray(image, np.uint8), out.clip(0, 255).astype(np.uint8)], 1)
+    Image.fromarray(both).resize((both.shape[1] * 2, both.shape[0] * 2), Image.NEAREST).save(path)
+
+
+def load(args):
+    from keras_mobile.data import shapes
+    if args.data == "shapes":
+        train = shapes.generate(args.num_train, args.size, seed=1)
+        test = shapes.generate(args.num_test, args.size, seed=2)
+        return train, test, len(shapes.CLASS_NAMES) + 1
+    if not args.data.startswith("tfds:"):
+        raise SystemExit(f"--data must be 'shapes' or 'tfds:NAME', got {args.data!r}")
+    name = args.data[5:]
+    kw = dict(data_dir=args.data_dir, mask_key=args.mask_key)
+    train = shapes.load_tfds_segmentation(name, "train", args.size, args.num_train, **kw)
+    test = shapes.load_tfds_segmentation(name, args.test_split, args.size, args.num_test, **kw)
+    return train, test, args.num_classes
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="shapes", help="'shapes' or 'tfds:NAME'")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--mask-key", default="segmentation_mask")
+    p.add_argument("--num-classes", type=int, default=None, help="for tfds data")
+    p.add_argument("--test-split", default="test")
+    p.add_argument("--backbone", default="MobileNetV3Large")
+    p.add_argument("--output-stride", type=int, default=16)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--num-train", type=int, default=800)
+    p.add_argument("--num-test", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--num-png", type=int, default=4)
+    p.add_argument("--no-tflite", action="store_true")
+    p.add_argument("--out", default="segment_out")
+    args = p.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+
+    import keras
+    from keras_mobile.heads import LRASPP
+    from keras_mobile.heads.metrics import mean_iou
+
+    train, test, num_classes = load(args)
+    if not num_classes:
+        num_classes = int(max(train["masks"].max(), test["masks"].max())) + 1
+    model = LRASPP(args.backbone, num_classes=num_classes, input_shape=(args.size, args.size, 3),
+                   output_stride=args.output_stride)
+    steps = max(1, args.epochs * int(np.ceil(len(train["images"]) / args.batch_size)))
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(args.lr, steps)))
+    x = train["images"].astype("float32")
+    t = time.time()
+    hist = model.fit(x, train["masks"].astype("int32"), batch_size=args.batch_size,
+                     epochs=args.epochs, verbose=2, shuffle=True)
+    xt = test["images"].astype("float32")
+    pred = model.predict_masks(xt)
+    result = {"loss": [float(v) for v in hist.history["loss"]], "train_seconds": time.time() - t,
+              "keras_mIoU": mean_iou(pred, test["masks"], num_classes)}
+    print("keras mIoU:", result["keras_mIoU"])
+    if not args.no_tflite:
+        from keras_mobile.heads.tflite_util import run
+        path = model.export_tflite(os.path.join(args.out, "lraspp_int8.tflite"), "int8", x[:64])
+        pred = np.concatenate([np.argmax(o[0], -1) for o in run(path, xt)])
+        result["tflite_int8_mIoU"] = mean_iou(pred, test["masks"], num_classes)
+        result["tflite_path"] = path
+        print("tflite int8 mIoU:", result["tflite_int8_mIoU"])
+    pngs = []
+    for i in range(min(args.num_png, len(xt))):
+        png = os.path.join(args.out, f"masks_{i}.png")
+        overlay(test["images"][i], pred[i], png)
+        pngs.append(png)
+    result["pngs"] = pngs
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from keras_mobile.data import shapes  # noqa: E402
+from keras_mobile.heads import LRASPP, SSDLite  # noqa: E402
+from keras_mobile.heads import box_coding, matching  # noqa: E402
+from keras_mobile.heads.anchors import generate_anchors  # noqa: E402
+from keras_mobile.heads.metrics import detection_map, mean_iou  # noqa: E402
+from keras_mobile.heads.tflite_util import run  # noqa: E402
+
+FAMILIES = ["MobileNetV3Small", "MobileNetV4ConvS", "MobileOneS0", "EfficientFormerL1"]
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+
+
+def _size(backbone):
+    return 224 if backbone.startswith("EfficientFormer") else 128
+
+
+def test_box_coding_round_trip_and_matching():
+    anchors = generate_anchors([(4, 4), (2, 2)])
+    boxes = np.array([[0.1, 0.2, 0.5, 0.7]], np.float32)
+    codes = box_coding.encode(np.repeat(boxes, len(anchors), 0), anchors)
+    np.testing.assert_allclose(box_coding.decode(codes, anchors).numpy()[0], boxes[0], atol=1e-5)
+    gt_boxes = np.array([[[0.1, 0.2, 0.5, 0.7], [0, 0, 0, 0]]], np.float32)
+    box_t, cls_t = matching.assign(anchors, gt_boxes, np.array([[2, -1]]))
+    assert (cls_t.numpy() == 2).sum() >= 1          # force-matched at least one anchor
+    assert set(np.unique(cls_t.numpy())) <= {-2, -1, 2}
+
+
+@pytest.mark.parametrize("backbone", FAMILIES)
+def test_heads_build_on_every_family(backbone):
+    s = _size(backbone)
+    det = SSDLite(backbone, num_classes=3, input_shape=(s, s, 3))
+    out = det(np.zeros((1, s, s, 3), np.float32))
+    assert out["boxes"].shape == (1, len(det.anchors), 4)
+    assert out["classes"].shape == (1, len(det.anchors), 3)
+    seg = LRASPP(backbone, num_classes=4, input_shape=(s, s, 3),
+                 output_stride=32 if backbone.startswith("EfficientFormer") else 16)
+    assert seg(np.zeros((1, s, s, 3), np.float32)).shape == (1, s, s, 4)
+
+
+def test_ssdlite_train_step_lowers_loss():
+    tf.random.set_seed(0)
+    data = shapes.generate(8, 128, seed=0)
+    model = SSDLite("MobileNetV4ConvS", num_classes=3, input_shape=(128, 128, 3))
+    import keras
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = data["images"].astype("float32")
+    y = {"boxes": data["boxes"], "classes": data["classes"]}
+    before = float(model.detection_loss(y, model(x, training=False)))
+    model.fit(x, y, batch_size=8, epochs=5, verbose=0)
+    after = float(model.detection_loss(y, model(x, training=False)))
+    assert after < before
+
+
+def test_lraspp_train_step_lowers_loss():
+    data = shapes.generate(8, 128, seed=0)
+    model = LRASPP("MobileNetV3Small", num_classes=4, input_shape=(128, 128, 3))
+    import keras
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x, y = data["images"].astype("float32"), data["masks"].astype("int32")
+    hist = model.fit(x, y, batch_size=8, epochs=5, verbose=0)
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+
+
+def test_tflite_matches_keras(tmp_path):
+    data = shapes.generate(2, 128, seed=3)
+    x = data["images"].astype("float32")
+    det = SSDLite("MobileNetV4ConvS", num_classes=3, input_shape=(128, 128, 3))
+    # make the untrained scores distinct so NMS order is well defined
+    det.compile(optimizer="adam")
+    det.fit(x, {"boxes": data["boxes"], "classes": data["classes"]}, epochs=1, verbose=0)
+    raw = run(det.export_tflite(str(tmp_path / "raw.tflite"), postprocess_op=False), x)
+    ref = det(x, training=False)
+    for i in range(len(x)):
+        assert np.abs(raw[i][0] - ref["boxes"].numpy()[i:i + 1]).max() <= 1e-4
+        assert np.abs(raw[i][1] - ref["classes"].numpy()[i:i + 1]).max() <= 1e-4
+    path = det.export_tflite(str(tmp_path / "det.tflite"), score_threshold=0.0, max_detections=10)
+    from ai_edge_litert.interpreter import Interpreter
+    ops = {d["op_name"] for d in Interpreter(model_path=path)._get_ops_details()}
+    assert "TFLite_Detection_PostProcess" in ops
+    outs = run(path, x)
+    keras_dets = det.predict_detections(x, score_threshold=0.0, max_detections=10)
+    for i in range(len(x)):
+        n = int(outs[i][3][0])
+        assert n == int(keras_dets["num_detections"][i])
+        np.testing.assert_allclose(outs[i][0][0, :n], keras_dets["boxes"][i, :n], atol=1e-3)
+        np.testing.assert_array_equal(outs[i][1][0, :n], keras_dets["classes"][i, :n])
+
+    seg = LRASPP("MobileNetV3Small", num_classes=4, input_shape=(128, 128, 3))
+    out = run(seg.export_tflite(str(tmp_path / "seg.tflite")), x)
+    ref = seg(x, training=False).numpy()
+    assert max(np.abs(out[i][0] - ref[i:i + 1]).max() for i in range(len(x))) <= 1e-4
+
+
+def test_metrics():
+    gt_b = np.array([[[0.1, 0.1, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9]]], np.float32)
+    gt_c = np.array([[0, 1]])
+    dets = {"boxes": gt_b.copy(), "classes": np.array([[0.0, 1.0]]),
+            "scores": np.array([[0.9, 0.8]]), "num_detections": np.array([2.0])}
+    assert detection_map(dets, gt_b, gt_c, 2)["mAP@0.5"] == pytest.approx(1.0)
+    assert mean_iou(np.array([0, 1, 1]), np.array([0, 1, 1]), 2) == pytest.approx(1.0)
+
+
+def _example(name):
+    sys.path.insert(0, EXAMPLES)
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(EXAMPLES)
+
+
+def test_detect_example_smoke(tmp_path):
+    res = _example("detect").main(["--size", "96", "--num-train", "16", "--num-test", "4",
+                                   "--epochs", "1", "--batch-size", "8", "--num-png", "2",
+                                   "--out", str(tmp_path)])
+    assert len(res["pngs"]) == 2 and all(os.path.exists(p) for p in res["pngs"])
+    assert "tflite_int8" in res
+
+
+def test_segment_example_smoke(tmp_path):
+    res = _example("segment").main(["--size", "96", "--num-train", "16", "--num-test", "4",
+                                    "--epochs", "1", "--batch-size", "8", "--num-png", "2",
+                                    "--backbone", "MobileNetV3Small", "--out", str(tmp_path)])
+    assert len(res["pngs"]) == 2 and all(os.path.exists(p) for p in res["pngs"])
+
+
+def test_tfds_detection_loader_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=3):
+        data = shapes.load_tfds_detection("voc/2012", "train", 64, max_objects=5)
+    assert data["images"].shape == (3, 64, 64, 3)
+    assert data["boxes"].shape == (3, 5, 4) and data["classes"].shape == (3, 5)
+
+
+@pytest.mark.slow
+def test_detect_and_segment_reach_accuracy(tmp_path):
+    det = _example("detect").main(["--size", "128", "--num-train", "1000", "--epochs", "20",
+                                   "--out", str(tmp_path / "det")])
+    assert det["keras"]["mAP@0.5"] >= 0.5
+    seg = _example("segment").main(["--size", "128", "--num-train", "800", "--epochs", "15",
+                                    "--out", str(tmp_path / "seg")])
+    assert seg["keras_mIoU"] >= 0.7
