@@ -116,8 +116,18 @@ class Block:
         return keras.Model(inputs, outs if len(outs) > 1 else outs[0], name=self.name.replace(".", "_"))
 
 
+def _unwrap(model):
+    """A wrapper around one nested functional model (e.g. a fixed-batch export wrapper) -> the inner model."""
+    import keras
+    ops_ = [op for op in model.operations if type(op).__name__ != "InputLayer"]
+    if len(ops_) == 1 and isinstance(ops_[0], keras.Model) and hasattr(ops_[0], "operations"):
+        return _unwrap(ops_[0])
+    return model
+
+
 def blocks(model):
     """The model's blocks, in order (consecutive layers with the same block_of key)."""
+    model = _unwrap(model)
     out, by_name = [], {}
     for layer, node in _nodes(model):
         b = block_of(layer.name)

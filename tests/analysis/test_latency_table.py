@@ -57,3 +57,10 @@ def test_rank_metrics():
     assert lt.spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert lt.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert lt.mape([110, 90], [100, 100]) == pytest.approx(10.0)
+
+
+def test_wrapped_model_is_unwrapped():
+    from keras_mobile.tflite.export import fixed_batch
+    m = _tiny()
+    wrapped, _ = fixed_batch(m, 1)
+    assert [b.name for b in lt.blocks(wrapped)] == [b.name for b in lt.blocks(m)]
