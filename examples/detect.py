@@ -52,6 +52,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--min-scale", type=float, default=0.1, help="smallest anchor (image fraction)")
+    p.add_argument("--max-scale", type=float, default=0.6)
     p.add_argument("--score-threshold", type=float, default=0.3)
     p.add_argument("--num-png", type=int, default=4)
     p.add_argument("--no-tflite", action="store_true")
@@ -64,7 +66,8 @@ def main(argv=None):
     from keras_mobile.heads.metrics import detection_map
 
     train, test, names = load(args)
-    model = SSDLite(args.backbone, num_classes=len(names), input_shape=(args.size, args.size, 3))
+    model = SSDLite(args.backbone, num_classes=len(names), input_shape=(args.size, args.size, 3),
+                    min_scale=args.min_scale, max_scale=args.max_scale)
     steps = max(1, args.epochs * int(np.ceil(len(train["images"]) / args.batch_size)))
     lr = keras.optimizers.schedules.CosineDecay(args.lr, steps, warmup_target=None)
     model.compile(optimizer=keras.optimizers.Adam(lr))

@@ -104,7 +104,7 @@ class SSDLiteModel(keras.Model):
 def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 3),
             backbone_weights=None, levels=None, extra_channels=(512, 256, 256, 128),
             min_feature_size=1, head_width=None, aspect_ratios=(1.0, 2.0, 0.5), scales=None,
-            class_loss="focal", box_loss="smooth_l1", name=None, **backbone_kwargs):
+            min_scale=0.2, max_scale=0.95, class_loss="focal", box_loss="smooth_l1", name=None, **backbone_kwargs):
     """SSDLite detector on a keras_mobile backbone.
 
     Args:
@@ -114,6 +114,8 @@ def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 
         extra_channels: output widths of the extra layers (1x1 conv -> 3x3 depthwise s2 ->
             1x1 conv each) appended after the last map; stops when the map would shrink below
             `min_feature_size`.
+        scales / min_scale, max_scale: anchor scale per map (fraction of the image side);
+            default linear from min_scale to max_scale as in SSD.
         class_loss: "focal" or "hard_negative"; box_loss: "smooth_l1" or "giou".
     Inputs are raw [0, 255] pixels (the backbone's preprocessing is built in).
     """
@@ -135,6 +137,8 @@ def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 
         x = _conv_bn_relu6(x, c, 1, 1, f"{name}.expand")
         maps.append(x)
     sizes = [(int(m.shape[1]), int(m.shape[2])) for m in maps]
+    if scales is None:
+        scales = anchor_lib.ssd_scales(len(sizes), min_scale, max_scale)
     anchors = anchor_lib.generate_anchors(sizes, scales, aspect_ratios)
     a = anchor_lib.anchors_per_location(aspect_ratios)
     prior = float(-np.log((1 - 0.01) / 0.01))
