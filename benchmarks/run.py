@@ -338,9 +338,35 @@ def render(r):
     if fusion:
         lines += ["", "## MobileOne fused vs unfused (benchmarks/mobileone_fusion.py)", ""]
         lines += _render_generic(fusion)
+    lut = r.get("latency_table") or _load(os.path.join(HERE, "results", "lut_eval.json"))
+    if lut:
+        lines += ["", f"## Latency lookup table vs measured (LiteRT fp32, batch 1, {lut.get('num_threads', 1)} thread)",
+                  "", "| model | LUT predicted ms | measured ms | error |", "|---|---:|---:|---:|"]
+        for n, d in lut["models"].items():
+            lines.append(f"| {n} | {d['predicted_ms']:.2f} | {d['measured_ms']:.2f} | {d['error_pct']:+.1f}% |")
+        lines += ["", f"Spearman rank correlation {lut['spearman']:.3f}, mean abs % error {lut['mape_pct']:.1f}% "
+                  f"({lut.get('entries', '?')} distinct blocks; benchmarks/latency_table_eval.py)."]
+    sweep = _load(os.path.join(HERE, "results", "ridge_sweep.json"))
+    if sweep:
+        lines += ["", "## Roofline ridge-point sweep (benchmarks/roofline_sweep.py, ridge_sweep.png)", "",
+                  f"Predicted ms at {sweep['peak_macs'] / 1e12:g} TMAC/s peak, {sweep['dtype_bytes']}-byte values, "
+                  "bandwidth = peak / ridge.", "",
+                  "| model | MMACs | ridge 0.5 | ridge 5 | ridge 50 | ridge 500 |", "|---|---:|---:|---:|---:|---:|"]
+        for n, d in sweep["models"].items():
+            at = d["ms_at_ridge"]
+            lines.append(f"| {n} | {d['macs'] / 1e6:,.0f} | " + " | ".join(f"{at[k]:.3f}" for k in ("0.5", "5", "50", "500"))
+                         + " |")
     lines += ["", "Conversion wall time per part (s): "
               + ", ".join(f"{k} {v:.0f}" for k, v in r.get("wall_s", {}).items()), ""]
     return "\n".join(lines)
+
+
+def _load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def _render_generic(d):
@@ -387,7 +413,10 @@ def main(argv=None):
         return worker_torch(a.models, a.threads_list, a.batches, a.runs, a.worker_out) or 0
     if a.render:
         with open(a.render) as f:
-            print(render(json.load(f)))
+            md = render(json.load(f))
+        with open(os.path.join(os.path.dirname(os.path.abspath(a.render)), "latest.md"), "w") as f:
+            f.write(md)
+        print(md)
         return 0
     models = a.models or (QUICK_MODELS if a.quick else all_models())
     r = run(models, quick=a.quick, threads=tuple(a.threads_list), batches=tuple(a.batches), out_dir=a.out,
