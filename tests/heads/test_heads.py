@@ -69,6 +69,8 @@ def test_lraspp_train_step_lowers_loss():
 
 
 def test_tflite_matches_keras(tmp_path):
+    import keras
+    keras.utils.set_random_seed(0)
     data = shapes.generate(2, 128, seed=3)
     x = data["images"].astype("float32")
     det = SSDLite("MobileNetV4ConvS", num_classes=3, input_shape=(128, 128, 3))
@@ -80,17 +82,25 @@ def test_tflite_matches_keras(tmp_path):
     for i in range(len(x)):
         assert np.abs(raw[i][0] - ref["boxes"].numpy()[i:i + 1]).max() <= 1e-4
         assert np.abs(raw[i][1] - ref["classes"].numpy()[i:i + 1]).max() <= 1e-4
-    path = det.export_tflite(str(tmp_path / "det.tflite"), score_threshold=0.0, max_detections=10)
+    # NMS on noise images: flat shape backgrounds give many anchors bit-identical scores,
+    # and the order among exact ties is implementation-defined.
+    noise = np.random.default_rng(0).uniform(0, 255, x.shape).astype("float32")
+    path = det.export_tflite(str(tmp_path / "det.tflite"), score_threshold=0.0, max_detections=20)
     from ai_edge_litert.interpreter import Interpreter
     ops = {d["op_name"] for d in Interpreter(model_path=path)._get_ops_details()}
     assert "TFLite_Detection_PostProcess" in ops
-    outs = run(path, x)
-    keras_dets = det.predict_detections(x, score_threshold=0.0, max_detections=10)
-    for i in range(len(x)):
+    outs = run(path, noise)
+    keras_dets = det.predict_detections(noise, score_threshold=0.0, max_detections=20)
+    for i in range(len(noise)):
         n = int(outs[i][3][0])
-        assert n == int(keras_dets["num_detections"][i])
-        np.testing.assert_allclose(outs[i][0][0, :n], keras_dets["boxes"][i, :n], atol=1e-3)
-        np.testing.assert_array_equal(outs[i][1][0, :n], keras_dets["classes"][i, :n])
+        assert n == int(keras_dets["num_detections"][i]) > 0
+        kb, kc, ks = (keras_dets[k][i, :n] for k in ("boxes", "classes", "scores"))
+        np.testing.assert_allclose(outs[i][2][0, :n], ks, atol=1e-4)   # same sorted scores
+        for b, c, s in zip(outs[i][0][0, :n], outs[i][1][0, :n], outs[i][2][0, :n]):
+            d = np.abs(kb - b).max(-1)
+            j = int(np.argmin(d))
+            # same box and class, unless it is a near-tie at the max_detections cut-off
+            assert (d[j] <= 1e-3 and kc[j] == c) or abs(s - ks[-1]) <= 1e-4
 
     seg = LRASPP("MobileNetV3Small", num_classes=4, input_shape=(128, 128, 3))
     out = run(seg.export_tflite(str(tmp_path / "seg.tflite")), x)
