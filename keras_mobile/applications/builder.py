@@ -147,7 +147,12 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
                                    name="preprocessing")(x)
     x = trunk_fn(x, spec, drop_path_rate=drop_path_rate, output_stride=output_stride)
     if include_top:
-        x = head_fn(x, spec, classes, classifier_activation, dropout_rate)
+        # mixed precision: logits in the compute dtype, softmax and output in float32 (Keras guide)
+        float32_out = keras.config.dtype_policy().compute_dtype != "float32"
+        x = head_fn(x, spec, classes, None if float32_out else classifier_activation, dropout_rate)
+        if float32_out:
+            x = keras.layers.Activation(classifier_activation or "linear", dtype="float32",
+                                        name="predictions")(x)
     elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x) if len(x.shape) == 4 else \
             keras.layers.GlobalAveragePooling1D(name="avg_pool")(x)

@@ -1,0 +1,149 @@
+"""Fine-tuning helpers: a pretrained model with a new classifier, freezing and unfreezing.
+
+Keras gives the mechanics (`layer.trainable`; a BatchNormalization layer with
+`trainable=False` runs in inference mode, so its moving statistics stay put); these helpers
+know which layers of a keras_mobile model are the classifier and the timm layer names, so
+"train the head, then everything from `blocks.3` on" is two calls. Change `trainable` before
+`compile` (Keras reads it when the train step is built).
+"""
+import os
+
+import keras
+
+# Dense layers that hold the ImageNet classes, by family (timm names): MobileNetV3/V4
+# `classifier`, MobileOne `head.fc`, EfficientFormer `head` + distillation `head_dist`.
+CLASSIFIER_NAMES = ("classifier", "head.fc", "head", "head_dist")
+
+
+def classifier_layers(model):
+    """The Dense layer(s) producing the class logits (see CLASSIFIER_NAMES)."""
+    found = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.Dense) and layer.name in CLASSIFIER_NAMES]
+    if not found:
+        raise ValueError(f"{model.name} has no classifier layer named one of {CLASSIFIER_NAMES}; "
+                         f"was it built with include_top=False?")
+    return found
+
+
+def build_finetune_model(name, num_classes, weights="imagenet", input_size=None, dropout=0.2,
+                         drop_path_rate=0.0, classifier_activation="softmax", **kwargs):
+    """A keras_mobile model with pretrained weights and a new `num_classes` classifier.
+
+    Everything the checkpoint has is kept (for MobileNets this includes the 1x1 `conv_head`
+    before the classifier); only the classifier Dense layer(s) are new (randomly initialised).
+
+    Args:
+        name: constructor name, e.g. "MobileNetV4ConvS" (see `keras_mobile.applications.list_models`).
+        num_classes: classes of the new task.
+        weights: "imagenet", a timm tag (e.g. "e180_r384_in12k"), a timm-layout `.safetensors`
+            file (e.g. from `save_timm_checkpoint`), a Keras `.weights.h5` file of the same
+            architecture (layers whose shape differs, such as another task's classifier, are
+            skipped), or None (random init).
+        input_size: square input side (default: the checkpoint's size).
+        dropout: dropout rate before the classifier.
+        drop_path_rate: stochastic depth rate of the blocks.
+        classifier_activation: "softmax" (default) or None for logits.
+        **kwargs: other constructor arguments (e.g. `minimalistic=True` for MobileNetV3).
+    """
+    from keras_mobile.applications.registry import get_model
+    ctor = get_model(name)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    kw = dict(kwargs, dropout_rate=dropout, drop_path_rate=drop_path_rate,
+              classifier_activation=classifier_activation)
+    if input_size is not None:
+        kw["input_shape"] = (int(input_size), int(input_size), 3)
+    if weights is None:
+        return ctor(weights=None, classes=num_classes, **kw)
+    if isinstance(weights, str) and weights.endswith(".h5"):
+        if not os.path.isfile(weights):
+            raise ValueError(f"weights file not found: {weights}")
+        model = ctor(weights=None, classes=num_classes, **kw)
+        model.load_weights(weights, skip_mismatch=True)
+        return model
+    ckpt_classes = _checkpoint_classes(ctor, weights, kw)
+    model = ctor(weights=weights, classes=ckpt_classes, **kw)
+    if ckpt_classes == num_classes:
+        return model
+    return replace_classifier(model, num_classes)
+
+
+def replace_classifier(model, num_classes):
+    """The same model (sharing every layer and weight) with new `num_classes` classifier(s)."""
+    old = {layer.name for layer in classifier_layers(model)}
+
+    def clone(layer):
+        if layer.name in old:
+            cfg = layer.get_config()
+            cfg["units"] = num_classes
+            return keras.layers.Dense.from_config(cfg)
+        return layer   # shared: keeps the loaded weights
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def freeze_backbone(model, trainable=None):
+    """Freezes every layer except the classifier (or the layer names in `trainable`).
+
+    Frozen BatchNormalization layers run in inference mode (Keras semantics), so their moving
+    mean/variance are not updated. Returns the model; compile it afterwards.
+    """
+    keep = set(trainable) if trainable is not None else {l.name for l in classifier_layers(model)}
+    unknown = keep - {layer.name for layer in model.layers}
+    if unknown:
+        raise ValueError(f"{model.name} has no layers named {sorted(unknown)}")
+    for layer in model.layers:
+        layer.trainable = layer.name in keep
+    return model
+
+
+def unfreeze(model, from_layer=None, freeze_batchnorm=True):
+    """Makes layers trainable from `from_layer` on (all layers when None).
+
+    Args:
+        from_layer: a layer name or a timm-path prefix ("blocks.4", "stages.3"): the first layer
+            whose name equals it or starts with it + "." and everything after it in the graph
+            become trainable; earlier layers keep their current state.
+        freeze_batchnorm: keep BatchNormalization layers (also inside blocks such as MobileOne's)
+            frozen, i.e. in inference mode with fixed statistics; usually better when
+            fine-tuning on a small dataset with small batches.
+    Returns the model; compile it again afterwards.
+    """
+    layers = model.layers
+    start = 0
+    if from_layer is not None:
+        matches = [i for i, l in enumerate(layers)
+                   if l.name == from_layer or l.name.startswith(from_layer + ".")]
+        if not matches:
+            raise ValueError(f"{model.name} has no layer named {from_layer!r} or starting with "
+                             f"{from_layer + '.'!r}")
+        start = matches[0]
+    for layer in layers[start:]:
+        layer.trainable = True
+        if freeze_batchnorm:
+            for sub in _all_sublayers(layer):
+                if isinstance(sub, keras.layers.BatchNormalization):
+                    sub.trainable = False
+    return model
+
+
+def _all_sublayers(layer):
+    return layer._flatten_layers(include_self=True, recursive=True)
+
+
+def _checkpoint_classes(ctor, weights, kw):
+    """Classes of the checkpoint's classifier (timm files: from the header; tags: the table)."""
+    if isinstance(weights, str) and os.path.isfile(weights):
+        from safetensors import safe_open
+        try:
+            with safe_open(weights, "np") as f:
+                for key in ("classifier.weight", "head.fc.weight", "head.weight"):
+                    if key in f.keys():
+                        return int(f.get_slice(key).get_shape()[0])
+        except Exception:   # unreadable: the constructor raises WeightsError naming the file
+            return 1000
+        raise ValueError(f"{weights} has no classifier weights ({', '.join(CLASSIFIER_NAMES)}); "
+                         f"build the model with include_top=False and add a head yourself")
+    from keras_mobile.weights import registry
+    probe = ctor(weights=None, include_top=False,
+                 **{k: v for k, v in kw.items() if k in ("input_shape", "minimalistic", "alpha")})
+    return registry.resolve(probe.timm_name, weights).num_classes
