@@ -63,14 +63,14 @@ class WeightDecayAnnealing(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["weight_decay"] = float(keras.ops.convert_to_numpy(self._targets[0].weight_decay))
+            logs["weight_decay"] = float(self._targets[0].weight_decay.numpy())
 
     def on_train_end(self, logs=None):
         for opt in self._targets:
             if isinstance(opt.weight_decay, keras.Variable):
                 var = opt.weight_decay
-                opt._variables[:] = [v for v in opt._variables if v is not var]   # in place: tracked
-                opt.weight_decay = float(keras.ops.convert_to_numpy(var))
+                opt._tracker.untrack(var)   # drop it from optimizer.variables (by identity)
+                opt.weight_decay = float(var.numpy())
         self.model.make_train_function(force=True)
 
 

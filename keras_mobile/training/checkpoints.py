@@ -13,13 +13,11 @@ import numpy as np
 
 def timm_state_dict(model):
     """{timm key: numpy array in PyTorch layout} for every weight of a keras_mobile model."""
-    import keras
-
     from keras_mobile.weights.assign import timm_keys
     out = {}
     for layer in _leaf_layers(model):
         for var, key in timm_keys(layer):
-            t = np.asarray(keras.ops.convert_to_numpy(var), dtype=np.float32)
+            t = np.asarray(var.numpy(), dtype=np.float32)
             if t.ndim == 4:
                 depthwise = t.shape[3] == 1 and t.shape[2] > 1   # mirrors to_keras_layout's test
                 t = t.transpose(2, 3, 0, 1) if depthwise else t.transpose(3, 2, 0, 1)
