@@ -98,7 +98,7 @@ def array_dataset(x, y, model_or_size, num_classes=None, batch_size=32, training
         raise ValueError(f"x must be [N, H, W], [N, H, W, 1] or [N, H, W, 3] images, got shape {x.shape}")
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(f"y must be [N] integer labels matching x ({len(x)} images), got shape {y.shape}")
-    if x.size and (x.min() < 0 or x.max() <= 1.0):
+    if x.size and (x.min() < 0 or 0 < x.max() <= 1.0):
         warnings.warn(f"x ranges over [{x.min():.3g}, {x.max():.3g}]; keras_mobile models expect raw "
                       f"[0, 255] pixels", stacklevel=2)
     num_classes = _num_classes(num_classes, y)
