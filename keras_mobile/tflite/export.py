@@ -22,7 +22,7 @@ IO_DTYPES = ("float32", "uint8", "int8")
 def _check(model, quantization, representative_data, input_dtype, output_dtype):
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    if quantization == "int8" and representative_data is None:
+    if quantization == "int8" and representative_data is None and not _is_qat(model):
         raise ValueError("quantization='int8' needs representative_data (a few hundred typical "
                          "inputs: an array, an iterable of batches, a tf.data.Dataset or an image folder)")
     for name, value in (("input_dtype", input_dtype), ("output_dtype", output_dtype)):
@@ -33,6 +33,11 @@ def _check(model, quantization, representative_data, input_dtype, output_dtype):
                              f"has no scale to use)")
     if len(model.inputs) != 1:
         raise ValueError(f"export supports single-input models; {model.name} has {len(model.inputs)}")
+
+
+def _is_qat(model):
+    from keras_mobile.tflite.fake_quant import is_qat_model
+    return is_qat_model(model)
 
 
 def fixed_batch(model, batch_size=1):
@@ -60,9 +65,11 @@ def converter_for(model, quantization="float32", representative_data=None, input
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantization == "int8":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = getattr(tf, input_dtype)
         conv.inference_output_type = getattr(tf, output_dtype)
+        if representative_data is None:   # QAT model: its fake-quant ranges are the int8 scales
+            return conv                   # (INT8-only ops would demand a representative dataset)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
         def calibration():
             it = representative.samples(representative_data, shape[1:], num_calibration_steps)
@@ -99,7 +106,8 @@ def export(model, path, quantization="float32", representative_data=None, input_
             IO is float).
         representative_data: calibration inputs for int8 in the model's own input units (raw
             [0, 255] pixels for keras_mobile models): an array, an iterable of batches or
-            (images, labels) pairs, a tf.data.Dataset, or a folder of images.
+            (images, labels) pairs, a tf.data.Dataset, or a folder of images. Not needed for
+            a `quantize_model` (QAT) model, whose fake-quant ranges give the int8 scales.
         input_dtype: int8 only: "uint8" (default: camera pixels map exactly), "int8" or "float32".
         output_dtype: int8 only: "float32" (default), "uint8" or "int8".
         num_calibration_steps: calibration samples used.
