@@ -56,6 +56,8 @@ def main(argv=None):
     p.add_argument("--max-scale", type=float, default=0.6)
     p.add_argument("--score-threshold", type=float, default=0.3)
     p.add_argument("--num-png", type=int, default=4)
+    p.add_argument("--fixed-train-set", action="store_true",
+                   help="shapes: train on one fixed set instead of fresh images every epoch")
     p.add_argument("--no-tflite", action="store_true")
     p.add_argument("--out", default="detect_out")
     args = p.parse_args(argv)
@@ -74,7 +76,14 @@ def main(argv=None):
     x = train["images"].astype("float32")
     y = {"boxes": train["boxes"], "classes": train["classes"]}
     t = time.time()
-    hist = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=2, shuffle=True)
+    if args.data == "shapes" and not args.fixed_train_set:
+        # fresh procedural images every epoch: no memorisation of a fixed set
+        from keras_mobile.data import shapes
+        stream = shapes.stream(args.num_train, args.size, args.batch_size, seed=1)
+        hist = model.fit(stream, epochs=args.epochs, verbose=2)
+    else:
+        hist = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=2,
+                         shuffle=True)
     train_time = time.time() - t
 
     xt = test["images"].astype("float32")

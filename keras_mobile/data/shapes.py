@@ -106,3 +106,39 @@ def load_tfds_segmentation(name, split, size, num_images=None, data_dir=None,
         m = m[..., 0] if m.ndim == 3 else m
         masks.append(tf.image.resize(m[..., None], (size, size), method="nearest").numpy()[..., 0])
     return {"images": np.stack(images), "masks": np.stack(masks).astype(np.uint8)}
+
+
+def stream(num_images, size=128, batch_size=16, task="detection", seed=0, **kwargs):
+    """A `keras.utils.PyDataset` of procedural shapes that draws a fresh set of `num_images`
+    every epoch (seed + epoch), so a detector or segmenter trained on it sees new images each
+    epoch instead of memorising a fixed set. Batches are (images float32, targets): targets
+    {"boxes", "classes"} for task="detection", int32 masks for task="segmentation"."""
+    import keras
+
+    if task not in ("detection", "segmentation"):
+        raise ValueError(f"task must be 'detection' or 'segmentation', got {task!r}")
+
+    class _Stream(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self._draw()
+
+        def _draw(self):
+            self.data = generate(num_images, size, seed=seed + 7919 * self.epoch, **kwargs)
+
+        def __len__(self):
+            return (num_images + batch_size - 1) // batch_size
+
+        def __getitem__(self, idx):
+            s = slice(idx * batch_size, (idx + 1) * batch_size)
+            x = self.data["images"][s].astype("float32")
+            if task == "detection":
+                return x, {"boxes": self.data["boxes"][s], "classes": self.data["classes"][s]}
+            return x, self.data["masks"][s].astype("int32")
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self._draw()
+
+    return _Stream()

@@ -156,3 +156,17 @@ def test_detect_and_segment_reach_accuracy(tmp_path):
     seg = _example("segment").main(["--size", "128", "--num-train", "800", "--epochs", "15",
                                     "--out", str(tmp_path / "seg")])
     assert seg["keras_mIoU"] >= 0.7
+
+
+def test_shapes_stream_draws_fresh_images_each_epoch():
+    s = shapes.stream(10, 64, batch_size=4, task="detection", seed=0)
+    assert len(s) == 3
+    x0, y0 = s[0]
+    assert x0.shape == (4, 64, 64, 3) and y0["boxes"].shape == (4, 4, 4)
+    assert s[2][0].shape[0] == 2                      # last partial batch
+    s.on_epoch_end()
+    assert not np.array_equal(s[0][0], x0)
+    m = shapes.stream(4, 64, batch_size=4, task="segmentation")[0][1]
+    assert m.shape == (4, 64, 64) and m.dtype == np.int32 and m.max() <= 3
+    with pytest.raises(ValueError, match="task"):
+        shapes.stream(4, task="keypoints")
