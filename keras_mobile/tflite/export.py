@@ -73,11 +73,24 @@ def converter_for(model, quantization="float32", representative_data=None, input
 
         def calibration():
             it = representative.samples(representative_data, shape[1:], num_calibration_steps)
-            for s in tqdm(it, total=num_calibration_steps, desc="calibrating", unit="sample",
-                          disable=not progress, leave=False):
+            for i, s in enumerate(tqdm(it, total=num_calibration_steps, desc="calibrating", unit="sample",
+                                       disable=not progress, leave=False)):
+                if i == 0 and input_dtype == "uint8":
+                    s = _pin_pixel_range(s)
                 yield [np.repeat(s, batch_size, axis=0)]
         conv.representative_dataset = calibration
     return conv
+
+
+def _pin_pixel_range(sample):
+    """A uint8 input of pixels should quantize with scale 1, zero point 0 (Android pipelines such as
+    MediaPipe feed raw camera bytes to a uint8 input): calibration takes the input range from the
+    observed min/max, so one pixel of the first sample is set to 0 and one to 255 when the data
+    look like pixels ([0, 255], not already normalised)."""
+    if sample.min() >= 0 and 1.5 < sample.max() <= 255:
+        sample = sample.copy()
+        sample.reshape(-1)[:2] = (0.0, 255.0)
+    return sample
 
 
 def write_atomic(path, data):
@@ -93,9 +106,9 @@ def write_atomic(path, data):
             os.remove(tmp)
 
 
-def export(model, path, quantization="float32", representative_data=None, input_dtype=None,
-           output_dtype="float32", num_calibration_steps=100, batch_size=1, metadata=None,
-           progress=True):
+def export(model, path, quantization=None, representative_data=None, input_dtype=None,
+           output_dtype=None, num_calibration_steps=100, batch_size=1, metadata=None, labels=None,
+           target=None, progress=True):
     """Exports `model` to `path` and returns an inspection report (`TFLiteReport`).
 
     Args:
@@ -112,21 +125,49 @@ def export(model, path, quantization="float32", representative_data=None, input_
         output_dtype: int8 only: "float32" (default), "uint8" or "int8".
         num_calibration_steps: calibration samples used.
         batch_size: the file's fixed batch size.
-        metadata: optional dict for `keras_mobile.tflite.metadata.add_metadata` (name,
-            description, labels, mean, std, ...).
+        metadata: TFLite metadata for Android (MediaPipe Tasks, Task Library): True for the
+            defaults (name, raw-pixel normalisation, labels; ImageNet names for a 1000-class
+            package model) or a dict of `keras_mobile.tflite.metadata.add_metadata` arguments
+            (name, description, labels, mean, std, kind, ...) over those defaults.
+        labels: class names (list, text file or "imagenet"); implies metadata.
+        target: None, or "edgetpu": full int8 with uint8 input and output, batch 1, Edge TPU-
+            friendly lowerings (`edgetpu_lowering`), and the offline Edge TPU analysis in
+            `report.extra["edgetpu"]`.
     """
+    if target not in (None, "edgetpu"):
+        raise ValueError(f"target must be None or 'edgetpu', got {target!r}")
+    lowering, original = [], model
+    if target == "edgetpu":
+        from keras_mobile.tflite.edgetpu_lowering import edgetpu_friendly
+        if quantization not in (None, "int8") or batch_size != 1 or input_dtype not in (None, "uint8") \
+                or output_dtype not in (None, "uint8"):
+            raise ValueError("target='edgetpu' means int8 with uint8 input/output and batch_size=1; leave "
+                             "quantization, input_dtype, output_dtype and batch_size at their defaults")
+        quantization, input_dtype, output_dtype = "int8", "uint8", "uint8"
+        model, lowering = edgetpu_friendly(model)
+    quantization = quantization or "float32"
+    output_dtype = output_dtype or "float32"
     if input_dtype is None:
         input_dtype = "uint8" if quantization == "int8" else "float32"
+    if labels is not None:
+        metadata = dict(metadata) if isinstance(metadata, dict) else {}
+        metadata["labels"] = labels
     t0 = time.time()
     conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
                          num_calibration_steps, batch_size, progress)
     data = conv.convert()
     seconds = time.time() - t0
-    if metadata is not None:
-        from keras_mobile.tflite.metadata import add_metadata
-        data = add_metadata(data, **metadata)
+    if metadata:
+        from keras_mobile.tflite.metadata import add_metadata, model_defaults
+        data = add_metadata(data, **{**model_defaults(original), **(metadata if isinstance(metadata, dict) else {})})
     write_atomic(path, data)
     report = inspect(path, quantized=quantization == "int8")
     report.extra.update({"quantization": quantization, "convert_seconds": round(seconds, 2),
                          "batch_size": batch_size})
+    if metadata:
+        report.extra["metadata"] = "TFLITE_METADATA (MediaPipe Tasks / Task Library)"
+    if target == "edgetpu":
+        from keras_mobile.tflite import edgetpu
+        report.extra.update({"target": "edgetpu", "lowering": "; ".join(lowering) or "none needed",
+                             "edgetpu": edgetpu.analyze(path)})
     return report
