@@ -76,11 +76,13 @@ class SSDLiteModel(keras.Model):
         return {k: np.concatenate([o[k].numpy() for o in outs]) for k in outs[0]}
 
     def export_tflite(self, path, quantize=None, representative_images=None, postprocess_op=True,
-                      score_threshold=0.3, iou_threshold=0.5, max_detections=20):
+                      score_threshold=0.3, iou_threshold=0.5, max_detections=20, metadata=None):
         """Write a .tflite file. With postprocess_op the graph ends in the
         TFLite_Detection_PostProcess custom op (outputs boxes, classes, scores, count);
         otherwise its outputs are the raw head outputs (box codes, class logits).
-        quantize: None (float32) or "int8" (int8 weights/activations, float input/output)."""
+        quantize: None (float32) or "int8" (int8 weights/activations, float input/output).
+        metadata: None, True or a dict of `keras_mobile.tflite.metadata.add_metadata` arguments
+        (labels, ...): object-detector metadata for MediaPipe Tasks (needs postprocess_op)."""
         from keras_mobile.heads.tflite_util import convert
         anchors = tf.constant(self.anchors)
         shape = (1,) + tuple(self.inputs[0].shape[1:])
@@ -97,8 +99,11 @@ class SSDLiteModel(keras.Model):
             def serve(images):
                 raw = self(images, training=False)
                 return raw["boxes"], raw["classes"]
-        return convert(serve, self, path, quantize, representative_images,
-                       allow_custom_ops=postprocess_op)
+        convert(serve, self, path, quantize, representative_images, allow_custom_ops=postprocess_op)
+        if metadata is not None and metadata is not False:
+            from keras_mobile.tflite.metadata import write_metadata
+            write_metadata(path, **{"name": self.name, "kind": "detector", **(metadata if isinstance(metadata, dict) else {})})
+        return path
 
 
 def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 3),

@@ -152,19 +152,20 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     if labels is not None:
         metadata = dict(metadata) if isinstance(metadata, dict) else {}
         metadata["labels"] = labels
+    metadata = None if metadata is False else metadata
     t0 = time.time()
     conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
                          num_calibration_steps, batch_size, progress)
     data = conv.convert()
     seconds = time.time() - t0
-    if metadata:
+    if metadata is not None:
         from keras_mobile.tflite.metadata import add_metadata, model_defaults
         data = add_metadata(data, **{**model_defaults(original), **(metadata if isinstance(metadata, dict) else {})})
     write_atomic(path, data)
     report = inspect(path, quantized=quantization == "int8")
     report.extra.update({"quantization": quantization, "convert_seconds": round(seconds, 2),
                          "batch_size": batch_size})
-    if metadata:
+    if metadata is not None:
         report.extra["metadata"] = "TFLITE_METADATA (MediaPipe Tasks / Task Library)"
     if target == "edgetpu":
         from keras_mobile.tflite import edgetpu
