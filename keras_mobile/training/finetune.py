@@ -7,6 +7,8 @@ know which layers of a keras_mobile model are the classifier and the timm layer 
 `compile` (Keras reads it when the train step is built).
 """
 import os
+import re
+import warnings
 
 import keras
 
@@ -59,7 +61,7 @@ def build_finetune_model(name, num_classes, weights="imagenet", input_size=None,
         if not os.path.isfile(weights):
             raise ValueError(f"weights file not found: {weights}")
         model = ctor(weights=None, classes=num_classes, **kw)
-        model.load_weights(weights, skip_mismatch=True)
+        _load_keras_weights_except_classifier(model, weights)
         return model
     ckpt_classes = _checkpoint_classes(ctor, weights, kw)
     model = ctor(weights=weights, classes=ckpt_classes, **kw)
@@ -128,6 +130,24 @@ def unfreeze(model, from_layer=None, freeze_batchnorm=True):
 
 def _all_sublayers(layer):
     return layer._flatten_layers(include_self=True, recursive=True)
+
+
+def _load_keras_weights_except_classifier(model, path):
+    """`load_weights(skip_mismatch=True)`, but only the classifier may be skipped: anything else
+    not loading means the file is another architecture (Keras would only warn)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(path, skip_mismatch=True)
+    text = " ".join(str(w.message) for w in caught)
+    skipped = set(re.findall(r"<\w+ name=([^,>]+)", text.split("could not be loaded:")[-1])) \
+        if "could not be loaded" in text else set()
+    others = skipped - set(CLASSIFIER_NAMES)
+    if others:
+        raise ValueError(f"{path} does not match {model.name}: {len(others)} layers could not be "
+                         f"loaded (e.g. {sorted(others)[:3]}); is it a checkpoint of another model?")
+    for w in caught:
+        if "could not be loaded" not in str(w.message) and "Skipping" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _checkpoint_classes(ctor, weights, kw):

@@ -1,0 +1,154 @@
+"""Fine-tuning helpers: new classifiers over checkpoint files (timm layout and Keras .weights.h5),
+freezing with BatchNorm kept in inference mode, partial unfreezing, discriminative LR."""
+import keras
+import numpy as np
+import pytest
+
+from keras_mobile import training
+
+SMALL = dict(name="MobileNetV3Small", input_size=32, minimalistic=True)
+
+
+def small(num_classes, weights=None, **kw):
+    return training.build_finetune_model(SMALL["name"], num_classes, weights=weights,
+                                         input_size=SMALL["input_size"], minimalistic=True, **kw)
+
+
+def randomise(model, seed=0):
+    """Random weights and BN statistics, so a round trip cannot pass by accident."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([np.abs(rng.normal(0.5, 0.2, w.shape)).astype("float32") + 0.1
+                       if "variance" in v.path else rng.normal(0, 0.1, w.shape).astype("float32")
+                       for v, w in zip(model.weights, model.get_weights())])
+    return model
+
+
+def by_name(model):
+    return {v.path: v.numpy() for v in model.weights}
+
+
+@pytest.fixture(scope="module")
+def mobileone32():
+    """One MobileOneS0 (slow to build: several branches per block) shared by two tests."""
+    return training.build_finetune_model("MobileOneS0", 7, weights=None, input_size=32, dropout=0)
+
+
+@pytest.mark.parametrize("name, size, heads", [
+    ("MobileNetV3Small", 32, ["classifier"]),
+    ("MobileOneS0", 32, ["head.fc"]),
+    ("EfficientFormerL1", 224, ["head", "head_dist"]),
+])
+def test_new_classifier_over_a_timm_layout_checkpoint(tmp_path, name, size, heads, request):
+    kw = dict(minimalistic=True) if name == "MobileNetV3Small" else {}
+    source = request.getfixturevalue("mobileone32") if name == "MobileOneS0" else \
+        training.build_finetune_model(name, 7, weights=None, input_size=size, dropout=0, **kw)
+    randomise(source)
+    path = training.save_timm_checkpoint(source, str(tmp_path / "ckpt.safetensors"))
+    if name == "MobileNetV3Small":   # same classes: the file reproduces the model exactly
+        same = training.build_finetune_model(name, 7, weights=path, input_size=size, dropout=0, **kw)
+        x = np.random.default_rng(1).uniform(0, 255, (2, size, size, 3)).astype("float32")
+        np.testing.assert_allclose(same(x, training=False), source(x, training=False), rtol=1e-5, atol=1e-6)
+
+    new = training.build_finetune_model(name, 3, weights=path, input_size=size, dropout=0, **kw)
+    assert [l.name for l in training.classifier_layers(new)] == heads
+    assert all(l.units == 3 for l in training.classifier_layers(new))
+    assert tuple(new.output.shape) == (None, 3)
+    src, dst = by_name(source), by_name(new)
+    trunk = [p for p in dst if not p.startswith(tuple(h + "/" for h in heads))]
+    assert len(trunk) == len(src) - 2 * len(heads)
+    for p in trunk:
+        np.testing.assert_array_equal(dst[p], src[p])
+
+
+def test_keras_weights_file_with_another_classifier_size(tmp_path):
+    source = randomise(small(5))
+    source.save_weights(tmp_path / "five.weights.h5")
+    model = small(10, weights=str(tmp_path / "five.weights.h5"))
+    src, dst = by_name(source), by_name(model)
+    assert model.output.shape[-1] == 10
+    same = [p for p in dst if src[p].shape == dst[p].shape and np.array_equal(src[p], dst[p])]
+    assert set(dst) - set(same) == {"classifier/kernel", "classifier/bias"}
+    other = training.build_finetune_model("MobileNetV3Small", 5, weights=None, input_size=32)   # hard-swish + SE
+    other.save_weights(tmp_path / "other.weights.h5")
+    with pytest.raises(ValueError, match="does not match"):   # Keras alone would only warn
+        small(10, weights=str(tmp_path / "other.weights.h5"))
+    with pytest.raises(ValueError, match="not found"):
+        small(10, weights=str(tmp_path / "missing.weights.h5"))
+
+
+def test_checkpoint_classes_of_a_published_tag():
+    from keras_mobile.applications import MobileNetV4ConvM
+    from keras_mobile.training.finetune import _checkpoint_classes
+    assert _checkpoint_classes(MobileNetV4ConvM, "e180_r384_in12k", {"input_shape": (64, 64, 3)}) == 11821
+    assert _checkpoint_classes(MobileNetV4ConvM, "imagenet", {"input_shape": (64, 64, 3)}) == 1000
+
+
+def batchnorm_stats(model):
+    return {v.path: v.numpy() for v in model.non_trainable_weights if "moving" in v.path}
+
+
+def fit_steps(model, steps=1, seed=0, **recipe_kw):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (8 * steps, 32, 32, 3)).astype("float32")
+    y = np.eye(model.output.shape[-1], dtype="float32")[rng.integers(0, model.output.shape[-1], 8 * steps)]
+    r = training.recipe(SMALL["name"], 1, steps, batch_size=8, warmup_epochs=0, **recipe_kw)
+    r.compile(model, run_eagerly=True)      # a few eager steps: no tracing cost in the test
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+
+
+def changed(before, model, path):
+    now = {v.path: v.numpy() for v in model.weights}
+    return not np.array_equal(before[path], now[path])
+
+
+def test_freeze_then_unfreeze_keeps_batchnorm_statistics():
+    model = small(4)
+    training.freeze_backbone(model)
+    before, stats = by_name(model), batchnorm_stats(model)
+    fit_steps(model)
+    assert stats and all(np.array_equal(v, batchnorm_stats(model)[k]) for k, v in stats.items())
+    assert changed(before, model, "classifier/kernel")
+    assert not changed(before, model, "conv_head/kernel") and not changed(before, model, "conv_stem/kernel")
+
+    training.unfreeze(model, from_layer="blocks.3")                 # BN stays frozen by default
+    before = by_name(model)
+    fit_steps(model, seed=1)
+    assert all(np.array_equal(v, batchnorm_stats(model)[k]) for k, v in stats.items())
+    assert changed(before, model, "blocks.4.0.conv_pw/kernel") and changed(before, model, "conv_head/kernel")
+    assert not changed(before, model, "blocks.2.0.conv_pw/kernel")
+
+    training.unfreeze(model, freeze_batchnorm=False)
+    fit_steps(model, seed=2)
+    assert not np.array_equal(stats["bn1/moving_mean"], batchnorm_stats(model)["bn1/moving_mean"])
+
+
+def test_unfreeze_reaches_batchnorm_inside_mobileone_blocks(mobileone32):
+    model = mobileone32
+    training.unfreeze(training.freeze_backbone(model), from_layer="stages.3")
+    block = model.get_layer("stages.3.0")
+    inner = [l for l in block._flatten_layers(include_self=False) if isinstance(l, keras.layers.BatchNormalization)]
+    assert block.trainable and inner and not any(l.trainable for l in inner)
+    assert not model.get_layer("stages.2.0").trainable
+
+
+def test_backbone_lr_scale_zero_trains_only_the_classifier():
+    model = small(4)
+    before = by_name(model)
+    fit_steps(model, steps=1, backbone_lr_scale=0.0)
+    assert changed(before, model, "classifier/kernel")
+    assert not changed(before, model, "conv_head/kernel") and not changed(before, model, "blocks.4.0.conv_pw/kernel")
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="unknown model"):
+        training.build_finetune_model("ResNet50", 3, weights=None)
+    with pytest.raises(ValueError, match="num_classes"):
+        small(0)
+    model = small(3)
+    with pytest.raises(ValueError, match="no layers named"):
+        training.freeze_backbone(model, trainable=["nope"])
+    with pytest.raises(ValueError, match="no layer named"):
+        training.unfreeze(model, from_layer="blocks.99")
+    headless = keras.Model(model.input, model.get_layer("flatten").output)
+    with pytest.raises(ValueError, match="no classifier"):
+        training.classifier_layers(headless)
