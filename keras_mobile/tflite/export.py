@@ -116,7 +116,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         path: output .tflite file (written atomically).
         quantization: "float32", "float16" (weights), "dynamic" (int8 weights, float compute) or
             "int8" (full integer: every op int8; only QUANTIZE/DEQUANTIZE at the edges when the
-            IO is float).
+            IO is float). Default: "float32" ("int8" with target="edgetpu").
         representative_data: calibration inputs for int8 in the model's own input units (raw
             [0, 255] pixels for keras_mobile models): an array, an iterable of batches or
             (images, labels) pairs, a tf.data.Dataset, or a folder of images. Not needed for
