@@ -34,7 +34,7 @@ def parse(argv=None):
     p.add_argument("--flip", choices=("auto", "yes", "no"), default="auto",
                    help="random horizontal flips (auto: off for digits)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many training images")
-    p.add_argument("--precision", default="float32",
+    p.add_argument("--precision", default="auto",
                    help="float32 | mixed_float16 | mixed_bfloat16 | auto (bf16 on TPU, fp16 on GPU)")
     p.add_argument("--export", default="int8", choices=("int8", "float32", "none"))
     p.add_argument("--tflite-eval", type=int, default=500, help="held-out images run through LiteRT")

@@ -35,8 +35,8 @@ def mobileone32():
 
 @pytest.mark.parametrize("name, size, heads", [
     ("MobileNetV3Small", 32, ["classifier"]),
-    ("MobileOneS0", 32, ["head.fc"]),
-    ("EfficientFormerL1", 224, ["head", "head_dist"]),
+    pytest.param("MobileOneS0", 32, ["head.fc"], marks=pytest.mark.slow),
+    pytest.param("EfficientFormerL1", 224, ["head", "head_dist"], marks=pytest.mark.slow),
 ])
 def test_new_classifier_over_a_timm_layout_checkpoint(tmp_path, name, size, heads, request):
     kw = dict(minimalistic=True) if name == "MobileNetV3Small" else {}
@@ -80,7 +80,6 @@ def test_checkpoint_classes_of_a_published_tag():
     from keras_mobile.applications import MobileNetV4ConvM
     from keras_mobile.training.finetune import _checkpoint_classes
     assert _checkpoint_classes(MobileNetV4ConvM, "e180_r384_in12k", {"input_shape": (64, 64, 3)}) == 11821
-    assert _checkpoint_classes(MobileNetV4ConvM, "imagenet", {"input_shape": (64, 64, 3)}) == 1000
 
 
 def batchnorm_stats(model):
@@ -117,10 +116,6 @@ def test_freeze_then_unfreeze_keeps_batchnorm_statistics():
     assert changed(before, model, "blocks.4.0.conv_pw/kernel") and changed(before, model, "conv_head/kernel")
     assert not changed(before, model, "blocks.2.0.conv_pw/kernel")
 
-    training.unfreeze(model, freeze_batchnorm=False)
-    fit_steps(model, seed=2)
-    assert not np.array_equal(stats["bn1/moving_mean"], batchnorm_stats(model)["bn1/moving_mean"])
-
 
 def test_unfreeze_reaches_batchnorm_inside_mobileone_blocks(mobileone32):
     model = mobileone32
@@ -152,3 +147,54 @@ def test_errors():
     headless = keras.Model(model.input, model.get_layer("flatten").output)
     with pytest.raises(ValueError, match="no classifier"):
         training.classifier_layers(headless)
+
+
+TIMM_SCRIPT = r"""
+import sys, numpy as np, torch, timm
+from safetensors.torch import load_file
+name, path, classes, x_path, out_path = sys.argv[1:6]
+model = timm.create_model(name, num_classes=int(classes), pretrained=False)
+missing, unexpected = model.load_state_dict(load_file(path), strict=False)
+assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+model.eval()
+with torch.no_grad():
+    np.save(out_path, model(torch.from_numpy(np.load(x_path))).numpy())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, timm_name, size, kw", [
+    ("MobileNetV3Small", "tf_mobilenetv3_small_minimal_100", 64, dict(minimalistic=True)),
+    ("MobileOneS0", "mobileone_s0", 64, {}),
+])
+def test_timm_runs_a_saved_checkpoint_like_keras(tmp_path, name, timm_name, size, kw):
+    """A fine-tuned model saved with save_timm_checkpoint loads into timm (PyTorch) and gives the
+    same logits: the file is a real timm state_dict."""
+    import os
+    import subprocess
+    import sys
+
+    from keras_mobile.weights import registry
+    from tests.timm_fixture import HAVE_TIMM   # never import torch here: it crashes next to TF
+    if not HAVE_TIMM:
+        pytest.skip("torch/timm not installed (they are in the test extra)")
+    model = training.build_finetune_model(name, 7, weights=None, input_size=size, dropout=0,
+                                          classifier_activation=None, **kw)
+    # random weights with BN statistics that keep activations O(1)
+    rng = np.random.default_rng(0)
+    for v in model.weights:
+        if "moving_variance" in v.path:
+            v.assign(rng.uniform(0.5, 1.5, v.shape))
+        elif "moving_mean" in v.path or "beta" in v.path:
+            v.assign(rng.normal(0, 0.1, v.shape))
+    path = training.save_timm_checkpoint(model, str(tmp_path / "ft.safetensors"))
+    x = rng.uniform(0, 255, (2, size, size, 3)).astype("float32")
+    info = registry.preprocessing_info(timm_name, None)
+    normalised = ((x / 255.0 - np.array(info["mean"])) / np.array(info["std"])).transpose(0, 3, 1, 2)
+    np.save(tmp_path / "x.npy", normalised.astype("float32"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERAS_")}
+    subprocess.run([sys.executable, "-c", TIMM_SCRIPT, timm_name, path, "7", str(tmp_path / "x.npy"),
+                    str(tmp_path / "y.npy")], check=True, env=env)
+    expected = np.asarray(model(x, training=False))
+    got = np.load(tmp_path / "y.npy")
+    np.testing.assert_allclose(got, expected, atol=1e-4 * max(1.0, np.abs(expected).max()))
