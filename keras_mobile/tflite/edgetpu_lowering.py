@@ -9,6 +9,11 @@ the same function, so outputs are unchanged up to float rounding.
 GELU (EfficientFormer) has no Edge TPU kernel either; it becomes x * sigmoid(1.702 x) (MUL,
 LOGISTIC, MUL), an approximation within 0.021 of the erf GELU everywhere: below one int8 step
 of a typical GELU input range, but not exact, so it is listed in the change notes.
+
+LayerNormalization as Keras lowers it leaves a float NEG (with DEQUANTIZE/QUANTIZE around it)
+in an int8 graph: a float island where the Edge TPU mapping ends. Written out as
+(x - mean) * rsqrt(var + eps) * gamma + beta it is all int8 (MEAN, SUB, MUL, ADD, RSQRT), the
+same function.
 """
 import keras
 from keras import ops
@@ -29,6 +34,32 @@ def gelu_edgetpu(x):
     return x * ops.sigmoid(1.702 * x)
 
 
+class ExplicitLayerNorm(keras.layers.Layer):
+    """Wraps a built LayerNormalization (sharing its gamma/beta) with the formula written out in
+    ops that quantize to int8. Used for export only (not serialized)."""
+
+    def __init__(self, source, **kwargs):
+        super().__init__(name=source.name, dtype=source.dtype_policy, **kwargs)
+        self.source = source
+
+    def call(self, x):
+        s = self.source
+        mean = ops.mean(x, axis=-1, keepdims=True)
+        centred = x - mean
+        y = centred * ops.rsqrt(ops.mean(centred * centred, axis=-1, keepdims=True) + s.epsilon)
+        if s.scale:
+            y = y * s.gamma
+        return y + s.beta if s.center else y
+
+
+def _last_axis_layer_norm(layer):
+    if not isinstance(layer, keras.layers.LayerNormalization) or getattr(layer, "rms_scaling", False):
+        return False
+    axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    rank = len(layer.input.shape) if hasattr(layer, "input") else None
+    return len(axes) == 1 and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1))
+
+
 def _activation_name(layer):
     act = getattr(layer, "activation", None)
     return getattr(act, "__name__", None)
@@ -44,17 +75,23 @@ def edgetpu_friendly(model, approximate_gelu=True):
         rewrites.update({name: gelu_edgetpu for name in GELU_NAMES})
     targets = {id(layer): rewrites[_activation_name(layer)] for layer in _all_layers(model)
                if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in rewrites}
-    if not targets:
+    norms = {id(layer) for layer in _all_layers(model) if _last_axis_layer_norm(layer)}
+    if not targets and not norms:
         return model, []
 
     def clone(layer):
         if id(layer) in targets:
             return keras.layers.Activation(targets[id(layer)], name=layer.name, dtype=layer.dtype_policy)
+        if id(layer) in norms:
+            return ExplicitLayerNorm(layer)
         return layer          # reuse: weights stay shared with the original model
 
     new = keras.models.clone_model(model, clone_function=clone, recursive=True)
     counts = {fn: list(targets.values()).count(fn) for fn in (hard_swish_edgetpu, gelu_edgetpu)}
     changes = []
+    if norms:
+        changes.append(f"LayerNorm x{len(norms)} -> (x-mean)*rsqrt(var+eps)*gamma+beta (exact; all int8, "
+                       f"Keras' lowering leaves a float NEG)")
     if counts[hard_swish_edgetpu]:
         changes.append(f"hard-swish x{counts[hard_swish_edgetpu]} -> (x/6)*relu6(x+3) (MUL, ADD+RELU6, MUL; "
                        f"exact; HARD_SWISH is not an Edge TPU op)")
