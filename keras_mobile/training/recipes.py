@@ -100,7 +100,7 @@ class Recipe:
 
     def optimizer(self, scale=1.0):
         """A new optimizer: AdamW or SGD(momentum, nesterov), cosine schedule, decoupled weight
-        decay (not applied to biases, BN/LN parameters or LayerScale: 1-D variables)."""
+        decay (not on variables named bias/gamma/beta: biases, BN/LN affine, LayerScale)."""
         import keras
         common = dict(learning_rate=self.schedule(scale) if scale > 0 else 0.0,
                       weight_decay=self.weight_decay, clipnorm=self.clipnorm,
@@ -122,9 +122,9 @@ class Recipe:
                                                     label_smoothing=self.label_smoothing)
 
     def callbacks(self, checkpoint_dir=None, monitor="val_accuracy", progressive=None):
-        """[WeightDecayAnnealing?, ProgressiveResizing?, SwapEMAWeights?, ModelCheckpoint,
-        BackupAndRestore] in the order that keeps them consistent (weight-decay variable created
-        before a backup is restored; checkpoints of the EMA weights)."""
+        """[WeightDecayAnnealing?, ProgressiveResizing?, BackupAndRestore, SwapEMAWeights?,
+        ModelCheckpoint]: the order keeps them consistent (the weight-decay variable exists before
+        a backup is restored; backups hold the raw weights, ModelCheckpoint the EMA weights)."""
         import keras
 
         from keras_mobile.training.callbacks import WeightDecayAnnealing, checkpoint_callbacks

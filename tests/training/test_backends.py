@@ -49,7 +49,7 @@ def test_mixed_precision_keeps_float32_output_and_learns(policy):
     loss = hist.history["loss"]     # float16: a step may be skipped while the loss scale settles
     assert np.all(np.isfinite(loss)) and max(loss[-2:]) < loss[0]
     assert hist.history["weight_decay"][-1] == pytest.approx(0.005)         # reached the inner AdamW
-    probs = model.predict(x[:4, ..., None].repeat(3, -1).repeat(4, 1).repeat(4, 2), verbose=0)
+    probs = keras.ops.convert_to_numpy(model(next(iter(ds))[0], training=False))
     assert probs.dtype == np.float32 and np.allclose(probs.sum(-1), 1, atol=1e-3)
 
 
@@ -118,7 +118,7 @@ else:   # a package model at 32 px: pixels upscaled x2
 train = training.array_dataset(x, y, model, num_classes=3, batch_size=8,          # a tf.data pipeline
                                augment=training.Augment(crop_scale=None))
 r = training.recipe("MobileNetV3Small", 4, len(train), batch_size=8, warmup_epochs=0, weight_decay_end=0.005,
-                    learning_rate=0.05)
+                    learning_rate=0.05 if MODEL == "tiny" else 4e-3)
 r.compile(model)
 hist = model.fit(train, epochs=4, verbose=0, callbacks=r.callbacks())
 
@@ -162,7 +162,17 @@ def test_mixed_precision_matches_float32_on_attention_and_mobileone(name, policy
     size = 224 if name == "EfficientFormerL1" else 96
     kw = dict(weights=None, input_size=size, dropout=0, classifier_activation=None)
     reference = training.build_finetune_model(name, 10, **kw)
-    weights = [w for w in reference.get_weights()]
+    rng = np.random.default_rng(0)
+    for layer in reference._flatten_layers(include_self=False):   # activations O(1), as in a trained net
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for var, values in ((layer.gamma, rng.uniform(0.3, 0.8, layer.gamma.shape)),
+                                (layer.beta, rng.normal(0, 0.05, layer.gamma.shape)),
+                                (layer.moving_mean, rng.normal(0, 0.1, layer.gamma.shape)),
+                                (layer.moving_variance, rng.uniform(0.5, 1.5, layer.gamma.shape))):
+                var.assign(values)
+        elif type(layer).__name__ == "LayerScale":                 # init 1e-5 would hide attention
+            layer.gamma.assign(np.full(layer.gamma.shape, 0.1, "float32"))
+    weights = reference.get_weights()
     x = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
     expected = keras.ops.convert_to_numpy(reference(x, training=False))
     keras.mixed_precision.set_global_policy(policy)
@@ -174,7 +184,7 @@ def test_mixed_precision_matches_float32_on_attention_and_mobileone(name, policy
         keras.mixed_precision.set_global_policy("float32")
     assert got.dtype == np.float32
     scale = np.abs(expected).max()
-    assert scale > 0.1                                      # a real signal, not all-zero logits
+    assert scale > 0.05                                     # a real signal, not vanishing logits
     np.testing.assert_allclose(got, expected, atol=(0.02 if policy == "mixed_float16" else 0.08) * scale)
 
 
