@@ -2,7 +2,7 @@
 int8 TFLite detector ending in TFLite_Detection_PostProcess, run it on held-out images and
 save PNGs with drawn boxes.
 
-    python examples/detect.py --size 128 --epochs 20 --out /tmp/detect
+    python examples/detect.py --size 128 --epochs 40 --out /tmp/detect
     python examples/detect.py --data tfds:voc/2012 --size 320
 """
 import argparse
@@ -49,7 +49,7 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--num-train", type=int, default=1000)
     p.add_argument("--num-test", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--min-scale", type=float, default=0.1, help="smallest anchor (image fraction)")

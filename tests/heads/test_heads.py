@@ -150,7 +150,7 @@ def test_tfds_detection_loader_with_mock_data():
 
 @pytest.mark.slow
 def test_detect_and_segment_reach_accuracy(tmp_path):
-    det = _example("detect").main(["--size", "128", "--num-train", "1000", "--epochs", "20",
+    det = _example("detect").main(["--size", "128", "--num-train", "1000", "--epochs", "40",
                                    "--out", str(tmp_path / "det")])
     assert det["keras"]["mAP@0.5"] >= 0.5
     seg = _example("segment").main(["--size", "128", "--num-train", "800", "--epochs", "15",
