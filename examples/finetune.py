@@ -202,7 +202,8 @@ def main(argv=None):
         path = os.path.join(args.out, f"{args.model}_{args.export}.tflite")
         x_calib, _ = arrays(train, 100)   # representative data: training images
         report = export(exported, path, quantization=args.export,
-                        representative_data=x_calib if args.export == "int8" else None)
+                        representative_data=x_calib if args.export == "int8" else None,
+                        labels=names)   # TFLite metadata: Android (MediaPipe / Task Library) reads the labels
         with open(os.path.join(args.out, "labels.txt"), "w") as f:
             f.write("\n".join(names) + "\n")
         print(report)
