@@ -70,7 +70,7 @@ def render(r, sections=None):
     models = [n for g in r["groups"] for n in g]
     load = r.get("load", {})
     lines = [f"# keras_mobile benchmarks ({'quick' if r['quick'] else 'full'} run, {r['date']})", "",
-             f"`{r.get('command', 'python benchmarks/run.py')}` — total {r.get('total_s', 0) / 60:.1f} min. "
+             f"`{r.get('command', 'python benchmarks/run.py').strip()}` — total {r.get('total_s', 0) / 60:.1f} min. "
              f"Host: {r['host']['cpus']} CPUs ({r['host']['machine']}), "
              + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + ". CPU only, random weights.",
              "",
@@ -247,7 +247,7 @@ def _lut():
         out.append(f"| {n} | {d['predicted_ms']:.2f} | {d['measured_ms']:.2f} | {d['error_pct']:+.1f}% |")
     out += ["", f"Spearman rank correlation {lut['spearman']:.3f}, mean abs % error {lut['mape_pct']:.1f}% "
             f"({lut.get('entries', '?')} distinct blocks, {len(lut['models'])} models; timing statistic "
-            f"{lut.get('statistic', 'median')} of {lut.get('runs', '?')} invokes, whole models in interleaved rounds)."]
+            f"{lut.get('statistic', 'median')} of {lut.get('runs', '?')} invokes, whole models in alternating warm bursts)."]
     return out + [""]
 
 

@@ -1,9 +1,9 @@
 """Latency lookup table vs measured whole-model LiteRT latency over package models.
 
-    python benchmarks/latency_table_eval.py [--threads 1] [--models ...] [--runs 30] [--stat p20]
+    python benchmarks/latency_table_eval.py [--threads 1] [--models ...] [--runs 30] [--stat p20] [--fresh]
 
 Measures each distinct block once (blocks and keys from keras_mobile.analysis.latency_table),
-predicts every model as the sum of its blocks, measures the whole models (interleaved rounds),
+predicts every model as the sum of its blocks, measures the whole models (alternating bursts),
 and reports Spearman rank correlation and mean absolute % error. Writes results/lut_t{threads}.json
 (the table) and results/lut_eval.json.
 
@@ -71,19 +71,20 @@ def measure_blocks(model, table, runs, stat):
                             "block": b.name, "macs": macs, "layers": [type(l).__name__ for l, _ in b.items]}
 
 
-def measure_models(models, threads, runs, stat):
-    """Whole-model seconds, all models timed in interleaved rounds (same load for each)."""
+def measure_models(models, threads, runs, stat, passes=3):
+    """Whole-model seconds. Each model runs in back-to-back bursts (warm caches, as its blocks were
+    timed), and the bursts of all models alternate over `passes` sweeps (the same load for each)."""
     from keras_mobile.analysis import latency_table as lt
     its = {m.name: _interpreter(lt.to_tflite(m), threads) for m in models}
-    for it in its.values():
-        for _ in range(3):
-            it.invoke()
     ts = {n: [] for n in its}
-    for _ in range(runs):
+    for _ in range(passes):
         for n, it in its.items():
-            t0 = time.perf_counter()
-            it.invoke()
-            ts[n].append(time.perf_counter() - t0)
+            for _ in range(2):
+                it.invoke()
+            for _ in range(max(1, runs // passes)):
+                t0 = time.perf_counter()
+                it.invoke()
+                ts[n].append(time.perf_counter() - t0)
     return {n: _stat(v, stat) for n, v in ts.items()}
 
 
@@ -93,6 +94,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--stat", choices=("p20", "median"), default="p20")
+    p.add_argument("--fresh", action="store_true", help="re-measure every block (default: reuse the saved table)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     a = p.parse_args(argv)
     import keras_mobile
@@ -100,10 +102,11 @@ def main(argv=None):
     from keras_mobile.analysis.registry import get
     t0 = time.time()
     lut_path = os.path.join(a.out, f"lut_t{a.threads}.json")
-    table = lt.LatencyTable(num_threads=a.threads)
-    import keras
-    x = keras.Input(batch_shape=(1, 4))   # per-invoke overhead, as the library measures it
-    table.overhead = time_blob(lt.to_tflite(keras.Model(x, keras.layers.Dense(4)(x))), a.threads, 200, a.stat)
+    table = lt.LatencyTable(num_threads=a.threads) if a.fresh else lt.LatencyTable.load_or_new(lut_path, a.threads)
+    if table.overhead is None:
+        import keras
+        x = keras.Input(batch_shape=(1, 4))   # per-invoke overhead, as the library measures it
+        table.overhead = time_blob(lt.to_tflite(keras.Model(x, keras.layers.Dense(4)(x))), a.threads, 200, a.stat)
     models = []
     for n in a.models:
         m = get(n)(weights=None)

@@ -43,6 +43,8 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--int8", action="store_true", help="also full-integer int8 TFLite (slow for unfused)")
+    p.add_argument("--budget", type=float, default=15.0,
+                   help="seconds of interleaved rounds per pair (longer than run.py's: cleaner ratios)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     a = p.parse_args(argv)
@@ -54,7 +56,8 @@ def main(argv=None):
     else:
         quants = ("float32", "int8") if a.int8 else ("float32",)
         r = bench_run.run(a.models, quick=a.quick, threads=a.threads, batches=(1,), parts=("keras", "tflite"),
-                          quants=quants, int8_unfused=a.int8, name="mobileone_fusion", out_dir=a.out,
+                          quants=quants, int8_unfused=a.int8, settings={"budget": a.budget, "min_runs": 10},
+                          name="mobileone_fusion", out_dir=a.out,
                           command="python benchmarks/mobileone_fusion.py " + " ".join(argv or sys.argv[1:]))
     md = bench_render.render(r, sections=("fusion",))
     with open(os.path.join(a.out, "mobileone_fusion.json"), "w") as f:
