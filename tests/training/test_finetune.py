@@ -76,6 +76,7 @@ def test_keras_weights_file_with_another_classifier_size(tmp_path):
         small(10, weights=str(tmp_path / "missing.weights.h5"))
 
 
+@pytest.mark.slow
 def test_checkpoint_classes_of_a_published_tag():
     from keras_mobile.applications import MobileNetV4ConvM
     from keras_mobile.training.finetune import _checkpoint_classes
@@ -117,6 +118,7 @@ def test_freeze_then_unfreeze_keeps_batchnorm_statistics():
     assert not changed(before, model, "blocks.2.0.conv_pw/kernel")
 
 
+@pytest.mark.slow
 def test_unfreeze_reaches_batchnorm_inside_mobileone_blocks(mobileone32):
     model = mobileone32
     training.unfreeze(training.freeze_backbone(model), from_layer="stages.3")
