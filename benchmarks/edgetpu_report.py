@@ -8,7 +8,7 @@ rules + the compiler's single cut point), and the same for target="edgetpu". Eac
 in its own subprocess (TF memory stays flat over 30 conversions).
 
     python benchmarks/edgetpu_report.py                      # all models -> results/edgetpu_report.{json,md}
-    python benchmarks/edgetpu_report.py --models MobileNetV3Small MobileOneS0
+    python benchmarks/edgetpu_report.py --models MobileNetV3Small MobileOneS0   # updates those rows
 """
 import argparse
 import json
@@ -135,6 +135,11 @@ def main(argv=None):
             rows.append(json.loads(found[0]))
         tqdm.write(f"{name}: {time.time() - t0:.0f} s")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    if args.models and os.path.isfile(args.out + ".json"):     # a subset updates the existing report
+        with open(args.out + ".json") as f:
+            old = json.load(f)["models"]
+        fresh = {r["model"].split(" ")[0]: r for r in rows}
+        rows = [fresh.pop(r["model"].split(" ")[0], r) for r in old] + list(fresh.values())
     with open(args.out + ".json", "w") as f:
         json.dump({"calibration_samples": CALIBRATION_SAMPLES, "models": rows}, f, indent=1)
     with open(args.out + ".md", "w") as f:
