@@ -42,7 +42,7 @@ _RELU_NAMES = ("relu", "relu6")
 
 
 def quantize_model(model, input_range="auto", freeze_bn=False, ema_decay=0.99,
-                   calibration_data=None, calibration_steps=64, batch_size=16):
+                   calibration_data=None, calibration_steps=64, batch_size=16, hard_swish="native"):
     """Returns a trainable quantization-aware copy of `model` (the original is not modified).
 
     Conv+BatchNorm pairs are folded into single convs whose weights are fake-quantised per
@@ -67,6 +67,11 @@ def quantize_model(model, input_range="auto", freeze_bn=False, ema_decay=0.99,
             before training (recommended); without it the first training batch sets them.
         calibration_steps: number of calibration samples.
         batch_size: batch size for the calibration forward passes.
+        hard_swish: "native" (default) keeps hard-swish one TFLite HARD_SWISH op (fastest; its
+            16-bit fixed-point int8 kernel is one step off float on ~1 % of values, so deep
+            hard-swish nets drift a few steps from the Keras model); "mul" writes it as
+            x * hard_sigmoid(x) (ADD+RELU6, MUL, MUL: integer ops that round like the Keras
+            fake-quant, so the file tracks the QAT model to one step, at 2 extra ops each).
 
     Raises:
         ValueError: for a model that is not functional, holds shared layers, is channels-first,
@@ -88,7 +93,10 @@ def quantize_model(model, input_range="auto", freeze_bn=False, ema_decay=0.99,
     if any(isinstance(layer, MobileOneBlock) and not layer.inference_mode for layer in _all_layers(model)):
         from keras_mobile.reparameterize import reparameterize
         model = reparameterize(model)      # QAT trains the deployed (single conv) form
+    if hard_swish not in ("native", "mul"):
+        raise ValueError(f"hard_swish must be 'native' or 'mul', got {hard_swish!r}")
     rewriter = _Rewriter(freeze_bn=freeze_bn, ema_decay=ema_decay, input_range=input_range)
+    rewriter.hard_swish_as_mul = hard_swish == "mul"
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_input_name(t, i))
               for i, t in enumerate(model.inputs)]
     outputs = rewriter.rewrite(model, inputs, top=True)
@@ -164,6 +172,10 @@ def _activation_name(layer):
     return act if isinstance(act, str) else getattr(layer.activation, "__name__", str(act))
 
 
+def _is_hard_swish(layer):
+    return isinstance(layer, L.Activation) and _activation_name(layer) in ("hard_silu", "hard_swish")
+
+
 def _is_hard_sigmoid(layer):
     return isinstance(layer, L.Activation) and _activation_name(layer) == "hard_sigmoid"
 
@@ -174,6 +186,7 @@ class _Rewriter:
         self.names = set()
         self.pending = []          # (new_layer, fn() -> weights) once the graph is built
         self.float_layers = []
+        self.hard_swish_as_mul = False
 
     # -- helpers ---------------------------------------------------------------------------
     def name(self, base):
@@ -277,6 +290,11 @@ class _Rewriter:
         if _is_hard_sigmoid(layer):
             y = QuantHardSigmoid(name=self.name(layer.name))(x)
             return self.quant(y, layer.name, (0.0, 1.0))
+        if self.hard_swish_as_mul and _is_hard_swish(layer):
+            gate = QuantHardSigmoid(name=self.name(f"{layer.name}.gate"))(x)
+            gate = self.quant(gate, f"{layer.name}.gate", (0.0, 1.0))
+            y = L.Multiply(name=self.name(layer.name))([x, gate])
+            return self.finish(out, y, layer.name)
         if isinstance(layer, QUANTIZED_AS_IS):
             y = self.clone(layer)(*args, **kwargs)
             fixed = FIXED_RANGES.get("softmax" if isinstance(layer, L.Softmax) else
