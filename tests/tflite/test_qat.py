@@ -33,11 +33,11 @@ def tiny_net():
     return keras.Model(inp, L.Dense(10)(x), name="tiny")
 
 
-def train_float(name, digits, epochs=3):
+def train_float(name, digits, epochs=3, size=SIZE):
     (x, y), _ = digits
     keras.utils.set_random_seed(0)
     m = tiny_net() if name == "tiny" else getattr(keras_mobile, name)(
-        weights=None, input_shape=(SIZE, SIZE, 3), classes=10, classifier_activation=None)
+        weights=None, input_shape=(size, size, 3), classes=10, classifier_activation=None)
     m.compile(keras.optimizers.Adam(2e-3), LOSS, metrics=["accuracy"])
     m.fit(x, y, batch_size=32, epochs=epochs, verbose=0)
     return m
@@ -113,15 +113,17 @@ def test_qat_export_is_fully_int8_and_matches_keras_within_one_step(tmp_path, qa
 
 
 @pytest.mark.slow
-def test_hard_swish_and_squeeze_excite_qat_export(tmp_path, digits):
+def test_hard_swish_and_squeeze_excite_qat_export(tmp_path):
     """MobileNetV3Small: hard-swish, SE (MEAN, hard-sigmoid, MUL) all int8, same answers as the
     QAT Keras model. TFLite's int8 HARD_SWISH kernel (16-bit fixed point) is one step off float
     hard-swish on ~1 % of values and 50 layers amplify that (measured 96 % of logits within one
-    step at 64 px, 82 % at 32 px); hard_swish="mul" exports integer ADD/MUL ops that round like
-    the fake-quant and keeps >= 99 % within one step (measured 99.7 % at 64 px)."""
+    step at 64 px); hard_swish="mul" exports integer ADD/MUL ops that round like the fake-quant
+    and keeps >= 99 % within one step (measured 99.7 %). At 32 px (1x1 late feature maps) both
+    modes drift further (82 % / 89 %), hence 64 px here."""
+    digits = load_digits_rgb(64)
     _, (xt, yt) = digits
-    model = train_float("MobileNetV3Small", digits)
-    for mode, bar in (("native", 0.75), ("mul", 0.99)):
+    model = train_float("MobileNetV3Small", digits, epochs=4, size=64)
+    for mode, bar in (("native", 0.9), ("mul", 0.99)):
         q, _, _ = train_qat(model, digits, hard_swish=mode)
         report = export(q, tmp_path / f"v3s_{mode}.tflite", "int8")
         assert report.fully_integer, report.float_ops
