@@ -118,8 +118,10 @@ def test_hard_swish_and_squeeze_excite_qat_export(tmp_path):
     QAT Keras model. TFLite's int8 HARD_SWISH kernel (16-bit fixed point) is one step off float
     hard-swish on ~1 % of values and 50 layers amplify that (measured 96 % of logits within one
     step at 64 px); hard_swish="mul" exports integer ADD/MUL ops that round like the fake-quant
-    and keeps >= 99 % within one step (measured 99.7 %). At 32 px (1x1 late feature maps) both
-    modes drift further (82 % / 89 %), hence 64 px here."""
+    and keeps >= 99 % within one step (measured 99.7 %). How far a run drifts depends on the
+    trained state: one 32 px run gave 82 % native / 89 % mul (there the int8 ADD+RELU6 of a
+    hard-sigmoid gate rounds differently on 2 % of values), another 99.75 % mul; this test pins
+    the 64 px setting."""
     digits = load_digits_rgb(64)
     _, (xt, yt) = digits
     model = train_float("MobileNetV3Small", digits, epochs=4, size=64)
