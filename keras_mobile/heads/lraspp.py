@@ -39,17 +39,14 @@ class LRASPPModel(keras.Model):
         """Write a .tflite of the logits (float32, or int8 with float I/O). metadata: None, True or
         a dict of `keras_mobile.tflite.metadata.add_metadata` arguments (labels, ...): segmenter
         metadata for MediaPipe Tasks (softmax activation over the logits)."""
-        from keras_mobile.heads.tflite_util import convert
+        from keras_mobile.heads.tflite_util import convert, metadata_args
         shape = (1,) + tuple(self.inputs[0].shape[1:])
 
         @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
         def serve(images):
             return self(images, training=False)
-        convert(serve, self, path, quantize, representative_images)
-        if metadata is not None and metadata is not False:
-            from keras_mobile.tflite.metadata import write_metadata
-            write_metadata(path, **{"name": self.name, "kind": "segmenter", **(metadata if isinstance(metadata, dict) else {})})
-        return path
+        return convert(serve, self, path, quantize, representative_images,
+                       metadata=metadata_args(metadata, self.name, "segmenter"))
 
 
 def LRASPP(backbone="MobileNetV3Large", num_classes=21, input_shape=(512, 512, 3),

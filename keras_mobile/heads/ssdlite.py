@@ -83,7 +83,7 @@ class SSDLiteModel(keras.Model):
         quantize: None (float32) or "int8" (int8 weights/activations, float input/output).
         metadata: None, True or a dict of `keras_mobile.tflite.metadata.add_metadata` arguments
         (labels, ...): object-detector metadata for MediaPipe Tasks (needs postprocess_op)."""
-        from keras_mobile.heads.tflite_util import convert
+        from keras_mobile.heads.tflite_util import convert, metadata_args
         anchors = tf.constant(self.anchors)
         shape = (1,) + tuple(self.inputs[0].shape[1:])
         if postprocess_op:
@@ -99,11 +99,8 @@ class SSDLiteModel(keras.Model):
             def serve(images):
                 raw = self(images, training=False)
                 return raw["boxes"], raw["classes"]
-        convert(serve, self, path, quantize, representative_images, allow_custom_ops=postprocess_op)
-        if metadata is not None and metadata is not False:
-            from keras_mobile.tflite.metadata import write_metadata
-            write_metadata(path, **{"name": self.name, "kind": "detector", **(metadata if isinstance(metadata, dict) else {})})
-        return path
+        return convert(serve, self, path, quantize, representative_images, allow_custom_ops=postprocess_op,
+                       metadata=metadata_args(metadata, self.name, "detector"))
 
 
 def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 3),

@@ -1,14 +1,26 @@
 """tf.lite.TFLiteConverter for the heads (float32 or int8 with float I/O)."""
-import os
 
 import numpy as np
 import tensorflow as tf
 
 
-def convert(fn, model, path, quantize=None, representative_images=None, allow_custom_ops=False):
+def metadata_args(metadata, name, kind):
+    """`add_metadata` arguments for a head export: None for no metadata (None/False), else the
+    head's name and kind under the caller's dict (True: defaults only)."""
+    if metadata is None or metadata is False:
+        return None
+    return {"name": name, "kind": kind, **(metadata if isinstance(metadata, dict) else {})}
+
+
+def convert(fn, model, path, quantize=None, representative_images=None, allow_custom_ops=False,
+            metadata=None):
+    """Converts `fn` (a tf.function over `model`) and writes `path` atomically, with TFLite
+    metadata when `metadata` is a dict of `add_metadata` arguments."""
     import tempfile
 
     import keras
+
+    from keras_mobile.tflite.export import write_atomic
     # Through keras' ExportArchive (what from_keras_model does): variables are frozen (BN folds
     # into convs) and a nested experimental_implements function survives for the custom-op
     # legalisation.
@@ -19,9 +31,10 @@ def convert(fn, model, path, quantize=None, representative_images=None, allow_cu
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         data = _convert(converter, quantize, representative_images, allow_custom_ops)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
+    if metadata is not None:
+        from keras_mobile.tflite.metadata import add_metadata
+        data = add_metadata(data, **metadata)
+    write_atomic(path, data)
     return path
 
 

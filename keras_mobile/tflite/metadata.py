@@ -403,13 +403,6 @@ def _append_zip(data, files):
     return buf.getvalue()
 
 
-def write_metadata(path, **kwargs):
-    """Adds metadata to the .tflite file at `path` in place (see `add_metadata`)."""
-    from keras_mobile.tflite.export import write_atomic
-    write_atomic(path, add_metadata(path, **kwargs))
-    return path
-
-
 def _text(value):
     return value.decode("utf-8") if isinstance(value, bytes) else value
 

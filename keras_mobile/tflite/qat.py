@@ -28,6 +28,7 @@ from keras import tree
 
 from keras_mobile.layers.layer_scale import LayerScale
 from keras_mobile.layers.mobileone_block import MobileOneBlock
+from keras_mobile.tflite.edgetpu_lowering import HARD_SWISH_NAMES
 from keras_mobile.tflite.fake_quant import (
     FIXED_RANGES, SCALE_PRESERVING, ActivationQuantizer, QuantConv, QuantDense, QuantHardSigmoid,
     is_qat_model)
@@ -95,8 +96,8 @@ def quantize_model(model, input_range="auto", freeze_bn=False, ema_decay=0.99,
         model = reparameterize(model)      # QAT trains the deployed (single conv) form
     if hard_swish not in ("native", "mul"):
         raise ValueError(f"hard_swish must be 'native' or 'mul', got {hard_swish!r}")
-    rewriter = _Rewriter(freeze_bn=freeze_bn, ema_decay=ema_decay, input_range=input_range)
-    rewriter.hard_swish_as_mul = hard_swish == "mul"
+    rewriter = _Rewriter(freeze_bn=freeze_bn, ema_decay=ema_decay, input_range=input_range,
+                         hard_swish_as_mul=hard_swish == "mul")
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_input_name(t, i))
               for i, t in enumerate(model.inputs)]
     outputs = rewriter.rewrite(model, inputs, top=True)
@@ -173,7 +174,7 @@ def _activation_name(layer):
 
 
 def _is_hard_swish(layer):
-    return isinstance(layer, L.Activation) and _activation_name(layer) in ("hard_silu", "hard_swish")
+    return isinstance(layer, L.Activation) and _activation_name(layer) in HARD_SWISH_NAMES
 
 
 def _is_hard_sigmoid(layer):
@@ -181,12 +182,12 @@ def _is_hard_sigmoid(layer):
 
 
 class _Rewriter:
-    def __init__(self, freeze_bn, ema_decay, input_range):
+    def __init__(self, freeze_bn, ema_decay, input_range, hard_swish_as_mul=False):
         self.freeze_bn, self.ema_decay, self.input_range = freeze_bn, ema_decay, input_range
+        self.hard_swish_as_mul = hard_swish_as_mul
         self.names = set()
         self.pending = []          # (new_layer, fn() -> weights) once the graph is built
         self.float_layers = []
-        self.hard_swish_as_mul = False
 
     # -- helpers ---------------------------------------------------------------------------
     def name(self, base):
