@@ -127,6 +127,7 @@ def test_torch_backend_gives_a_clear_error():
     assert r.returncode != 0 and "TensorFlow or JAX backend" in r.stderr
 
 
+@pytest.mark.slow   # the default tier runs HybridM under JAX in test_tf_and_jax_backends_agree
 @pytest.mark.parametrize("backend", ["jax"])
 def test_forward_on_other_backends(backend):
     if importlib.util.find_spec(backend) is None:  # find, don't import: torch + TF in one process crash
