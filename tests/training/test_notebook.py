@@ -27,15 +27,14 @@ def run_notebook(tmp_path, export):
         'MODEL = "MobileNetV3Small"', 'MODEL_KWARGS = {"minimalistic": True}', f"WEIGHTS = {ckpt!r}",
         'DATA = "digits"', "SIZE = 32", "EPOCHS = 2", "FREEZE_EPOCHS = 0", "BATCH_SIZE = 32",
         "LIMIT = 256", "FLIP = False", 'PRECISION = "float32"', f"EXPORT = {export!r}", f"OUT = {str(out)!r}"])
-    os.environ["KM_TEST"] = "1"       # skips the pip install cell (the kernel inherits the env)
+    # the install cell skips itself: keras_mobile is importable in the test environment
     os.environ["MPLBACKEND"] = "Agg"
     nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     return out, json.loads((out / "metrics.json").read_text())
 
 
-def test_notebook_fine_tunes_from_a_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setenv("KM_TEST", "1")
+def test_notebook_fine_tunes_from_a_checkpoint(tmp_path):
     out, metrics = run_notebook(tmp_path, export=None)
     loss = metrics["history"]["loss"]
     assert loss[-1] < loss[0]                                   # it learns
@@ -45,8 +44,7 @@ def test_notebook_fine_tunes_from_a_checkpoint(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_notebook_with_int8_export(tmp_path, monkeypatch):
-    monkeypatch.setenv("KM_TEST", "1")
+def test_notebook_with_int8_export(tmp_path):
     out, metrics = run_notebook(tmp_path, export="int8")
     assert metrics["history"]["loss"][-1] < metrics["history"]["loss"][0]
     assert metrics["tflite_bytes"] > 100_000
