@@ -62,7 +62,7 @@ def run_seed(args, seed, data, workdir):
 
     score("float", model.predict(xt, batch_size=256, verbose=0))
     ptq("ptq")
-    qat = quantize_model(model, calibration_data=x[:256], calibration_steps=256)
+    qat = quantize_model(model, calibration_data=x[:256], calibration_steps=256, hard_swish=args.hard_swish)
     qat.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss)
     qat.fit(x, y, batch_size=args.batch_size, epochs=args.extra_epochs, verbose=2)
     score("qat_keras", qat.predict(xt, batch_size=256, verbose=0))
@@ -86,7 +86,8 @@ def run_seed(args, seed, data, workdir):
 
 def render(r):
     a = r["args"]
-    lines = [f"# PTQ vs QAT: {a['model']} at {a['size']} px on hard digits",
+    lines = [f"# PTQ vs QAT: {a['model']} at {a['size']} px on hard digits "
+             f"(QAT hard_swish={a.get('hard_swish', 'native')!r})",
              "", f"{a['train']} training images, {a['epochs']} float epochs + {a['extra_epochs']} extra "
              f"(control float / QAT) at lr 1e-4; 10,000 unseen test images; int8 = LiteRT on the "
              f"exported file. Differences in points, ± paired standard error over the test images.", "",
@@ -116,6 +117,8 @@ def parse_args(argv=None):
     p.add_argument("--extra-epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--hard-swish", default="mul", choices=("mul", "native"),
+                   help="quantize_model's hard_swish export form")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default=os.path.join(HERE, "results", "qat_vs_ptq"))
     return p.parse_args(argv)

@@ -43,7 +43,7 @@ _RELU_NAMES = ("relu", "relu6")
 
 
 def quantize_model(model, input_range="auto", freeze_bn=False, ema_decay=0.99,
-                   calibration_data=None, calibration_steps=64, batch_size=16, hard_swish="native"):
+                   calibration_data=None, calibration_steps=64, batch_size=16, hard_swish="mul"):
     """Returns a trainable quantization-aware copy of `model` (the original is not modified).
 
     Conv+BatchNorm pairs are folded into single convs whose weights are fake-quantised per
@@ -68,11 +68,12 @@ def quantize_model(model, input_range="auto", freeze_bn=False, ema_decay=0.99,
             before training (recommended); without it the first training batch sets them.
         calibration_steps: number of calibration samples.
         batch_size: batch size for the calibration forward passes.
-        hard_swish: "native" (default) keeps hard-swish one TFLite HARD_SWISH op (fastest; its
+        hard_swish: "mul" (default) writes hard-swish as x * hard_sigmoid(x) (ADD+RELU6, MUL,
+            MUL: integer ops that round like the Keras fake-quant, so the file tracks the QAT
+            model to one step; Edge TPU ops; and faster in LiteRT on x86 than the HARD_SWISH
+            op, benchmarks/qat_hard_swish.py). "native" keeps one TFLite HARD_SWISH op, whose
             16-bit fixed-point int8 kernel is one step off float on ~1 % of values, so deep
-            hard-swish nets drift a few steps from the Keras model); "mul" writes it as
-            x * hard_sigmoid(x) (ADD+RELU6, MUL, MUL: integer ops that round like the Keras
-            fake-quant, so the file tracks the QAT model to one step, at 2 extra ops each).
+            hard-swish nets drift a few steps from the Keras model.
 
     Raises:
         ValueError: for a model that is not functional, holds shared layers, is channels-first,

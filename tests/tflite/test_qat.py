@@ -166,8 +166,9 @@ def test_qat_wins_back_the_accuracy_int8_ptq_loses(tmp_path):
     assert abs(acc["qat_int8"] - acc["qat_keras"]) <= 0.005, acc
 
 
-def test_hard_swish_as_integer_mul_tracks_keras(tmp_path, digits):
-    """hard_swish="mul" on a small hard-swish net: no HARD_SWISH op, file within one step of Keras."""
+def test_hard_swish_exports_as_integer_mul_by_default_and_tracks_keras(tmp_path, digits):
+    """The default (hard_swish="mul") on a small hard-swish net: no HARD_SWISH op, the file within
+    one step of Keras."""
     (x, y), (xt, _) = digits
     keras.utils.set_random_seed(1)
     inp = keras.Input((SIZE, SIZE, 3))
@@ -178,7 +179,7 @@ def test_hard_swish_as_integer_mul_tracks_keras(tmp_path, digits):
     m = keras.Model(inp, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(h)))
     m.compile(keras.optimizers.Adam(3e-3), LOSS)
     m.fit(x, y, batch_size=64, epochs=2, verbose=0)
-    q, _, _ = train_qat(m, digits, epochs=1, hard_swish="mul")
+    q, _, _ = train_qat(m, digits, epochs=1)
     report = export(q, tmp_path / "hs.tflite", "int8")
     assert report.fully_integer, report.float_ops
     assert "HARD_SWISH" not in report.ops and report.ops["MUL"] >= 4
