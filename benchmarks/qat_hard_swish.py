@@ -12,17 +12,20 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import bench_workers  # noqa: E402
 
 
 def measure(name, threads, rounds, workdir):
     import keras_mobile
-    from ai_edge_litert.interpreter import Interpreter
     from keras_mobile.tflite import export, quantize_model
 
     model = getattr(keras_mobile, name)(weights=None)
@@ -36,25 +39,15 @@ def measure(name, threads, rounds, workdir):
         assert report.fully_integer, report.float_ops
         ops[mode] = {"total": sum(report.ops.values()), "HARD_SWISH": report.ops.get("HARD_SWISH", 0),
                      "MUL": report.ops.get("MUL", 0), "ADD": report.ops.get("ADD", 0)}
+    blobs = {mode: open(path, "rb").read() for mode, path in files.items()}
     rows = []
     for t in threads:
-        interpreters = {}
-        for mode, path in files.items():
-            it = Interpreter(path, num_threads=t)
-            it.allocate_tensors()
-            inp = it.get_input_details()[0]
-            it.set_tensor(inp["index"], np.random.default_rng(1).integers(0, 256, inp["shape"]).astype(inp["dtype"]))
-            interpreters[mode] = it
-        times = {mode: [] for mode in interpreters}
-        for i in range(rounds + 5):                     # 5 warm-up rounds
-            for mode, it in interpreters.items():
-                start = time.perf_counter()
-                it.invoke()
-                if i >= 5:
-                    times[mode].append(time.perf_counter() - start)
-        ratio = float(np.median(np.array(times["mul"]) / np.array(times["native"])))
-        rows.append({"model": name, "input": size, "threads": t, "ratio_mul_over_native": ratio,
-                     **{f"{m}_ms": 1e3 * float(np.median(v)) for m, v in times.items()}})
+        # bench_workers: the interleaved timer and median per-round ratio of benchmarks/run.py
+        fns = {mode: bench_workers._interpreter(blob, t).invoke for mode, blob in blobs.items()}
+        times = bench_workers.interleaved(fns, runs=rounds, warmup=5, budget=float("inf"), min_runs=rounds)
+        rows.append({"model": name, "input": size, "threads": t,
+                     "ratio_mul_over_native": bench_workers.ratio(times["mul"], times["native"]),
+                     **{f"{m}_ms": bench_workers.summary(v, 1)["ms"] for m, v in times.items()}})
         print(rows[-1], flush=True)
     return {"model": name, "ops": ops, "rows": rows}
 

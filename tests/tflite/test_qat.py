@@ -154,8 +154,8 @@ def test_qat_wins_back_the_accuracy_int8_ptq_loses(tmp_path):
     int8 PTQ) or quantization-aware (then int8 export); accuracies of the int8 files in LiteRT on
     10,000 unseen images. Measured (seeds 0/1/2): PTQ loses 1.35/1.33/0.59 points, QAT int8 beats
     the control's PTQ by 0.90/0.93/0.34 (benchmarks/results/qat_vs_ptq.md; 1.01/1.15/0.57 with
-    hard_swish="native"). The bars leave room
-    for run-to-run noise (paired standard error ~0.25 points)."""
+    hard_swish="native"). The bars leave room for run-to-run noise (paired standard error ~0.25
+    points)."""
     from keras_mobile.data.digits import hard_digits
     bench = _benchmark("qat_vs_ptq")
     args = bench.parse_args([])
