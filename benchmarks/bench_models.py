@@ -95,8 +95,8 @@ def build(name):
     import keras_mobile
     kwargs = {"weights": None, "include_preprocessing": False}
     if tag == "mha":   # the ablation has no pretrained config: use the MQA model's input size
-        from keras_mobile.analysis.registry import default_size
-        size = default_size(base)
+        from keras_mobile.applications.registry import entry
+        size = entry(base).default_size
         kwargs.update(attention="mha", input_shape=(size, size, 3))
     if minimal:
         kwargs["minimalistic"] = True

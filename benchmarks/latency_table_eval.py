@@ -99,7 +99,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     import keras_mobile
     from keras_mobile.analysis import latency_table as lt
-    from keras_mobile.analysis.registry import get
+    from keras_mobile.applications.registry import get_model
     t0 = time.time()
     lut_path = os.path.join(a.out, f"lut_t{a.threads}.json")
     table = lt.LatencyTable(num_threads=a.threads) if a.fresh else lt.LatencyTable.load_or_new(lut_path, a.threads)
@@ -109,7 +109,7 @@ def main(argv=None):
         table.overhead = time_blob(lt.to_tflite(keras.Model(x, keras.layers.Dense(4)(x))), a.threads, 200, a.stat)
     models = []
     for n in a.models:
-        m = get(n)(weights=None)
+        m = get_model(n)(weights=None)
         if n.startswith("MobileOne"):
             m = keras_mobile.reparameterize(m)   # deployed form
         measure_blocks(m, table, a.runs, a.stat)

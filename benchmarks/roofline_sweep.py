@@ -25,10 +25,10 @@ def main(argv=None):
     from tqdm.auto import tqdm
 
     from keras_mobile.analysis import plot_ridge_sweep, profile, ridge_sweep
-    from keras_mobile.analysis.registry import get, names
+    from keras_mobile.applications.registry import get_model, names
     profs = []
     for n in tqdm(a.models or names(), desc="profiling", unit="model"):
-        profs.append(profile(get(n)(weights=None), dtype_bytes=a.dtype_bytes))
+        profs.append(profile(get_model(n)(weights=None), dtype_bytes=a.dtype_bytes))
     ridges = np.concatenate([[0.5], np.arange(5, 501, 5)])
     ridges, res = ridge_sweep(profs, ridges=ridges, peak_macs=a.peak, dtype_bytes=a.dtype_bytes)
     os.makedirs(a.out, exist_ok=True)

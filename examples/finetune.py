@@ -138,7 +138,8 @@ def main(argv=None):
     strategy = training.strategy()
     weights = None if args.weights.lower() == "none" else args.weights
     flip = args.flip == "yes" or (args.flip == "auto" and args.data != "digits")
-    family = training.family_of(args.model)
+    from keras_mobile.applications.registry import entry
+    family = entry(args.model).family
     fine = training.recipe(args.model, 1, 1, pretrained=weights is not None)
     augment = training.Augment(flip=flip, crop_scale=fine.augment.crop_scale if flip else (0.7, 1.0),
                                mixup_alpha=fine.augment.mixup_alpha, cutmix_alpha=fine.augment.cutmix_alpha)

@@ -360,8 +360,8 @@ def _rebuild(model, input_shape):
 
 def build(name, input_shape=None, **kwargs):
     """Build a package model by constructor name with weights=None (for profiling)."""
-    from keras_mobile.analysis.registry import get
-    ctor = get(name)
+    from keras_mobile.applications.registry import get_model
+    ctor = get_model(name)
     kw = {"weights": None, **kwargs}
     if input_shape is not None:
         kw["input_shape"] = tuple(input_shape)

@@ -5,6 +5,7 @@ style, input/preprocessing, pooling, weights); a family supplies a trunk functio
 its head differs from the MobileNet one, a head function). `mobilenet_trunk` turns
 MobileNetV3/V4 tables into blocks.
 """
+import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -12,6 +13,8 @@ from typing import Callable, Optional
 import keras
 
 from keras_mobile import layers as L
+from keras_mobile.applications import registry as model_registry
+from keras_mobile.applications._docs import ARGS_DOC
 from keras_mobile.applications.block_spec import make_divisible
 from keras_mobile.weights import registry
 
@@ -167,6 +170,40 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
         from keras_mobile.weights.loader import load_weights
         load_weights(model, spec.timm_name, weights, include_top=include_top)
     return model
+
+
+def define_constructor(model_name, *, family, timm_name, make_spec, summary, example_tag, size,
+                       trunk_fn=None, head_fn=None, extra_args=None, extra_doc=""):
+    """The keras.applications-style constructor of one model, registered in the model registry.
+
+    make_spec(weights=..., **extra) -> ModelSpec, where `extra` are the family's own keyword
+    arguments (`extra_args`: name -> default, e.g. MobileNetV3's alpha/minimalistic), which the
+    constructor's signature lists after the shared ones. `summary` opens the docstring,
+    `extra_doc` documents the extra arguments.
+    """
+    extra_args = dict(extra_args or {})
+
+    def constructor(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
+                    pooling=None, classes=1000, classifier_activation="softmax",
+                    include_preprocessing=True, name=None, **kwargs):
+        extra = {k: kwargs.pop(k, default) for k, default in extra_args.items()}
+        return build_model(make_spec(weights=weights, **extra), trunk_fn=trunk_fn, head_fn=head_fn,
+                           include_top=include_top, weights=weights, input_tensor=input_tensor,
+                           input_shape=input_shape, pooling=pooling, classes=classes,
+                           classifier_activation=classifier_activation,
+                           include_preprocessing=include_preprocessing, name=name, **kwargs)
+
+    # help() and IDEs show the family's extra arguments as real keyword parameters
+    params = list(inspect.signature(constructor).parameters.values())
+    extras = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=d) for k, d in extra_args.items()]
+    constructor.__signature__ = inspect.Signature(params[:-1] + extras + params[-1:])
+    constructor.__name__ = constructor.__qualname__ = model_name
+    doc = ARGS_DOC.format(example_tag=example_tag, size=size)
+    if extra_doc:
+        doc = doc.replace("    Returns:", extra_doc.strip("\n") + "\n\n    Returns:")
+    constructor.__doc__ = summary + "\n" + doc
+    model_registry.register(model_registry.ModelEntry(model_name, family, timm_name, constructor))
+    return constructor
 
 
 def _check_arguments(spec, include_top, weights, input_tensor, input_shape, pooling, classes,

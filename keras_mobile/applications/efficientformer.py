@@ -9,8 +9,7 @@ input must be 224x224.
 """
 import keras
 
-from keras_mobile.applications._docs import ARGS_DOC
-from keras_mobile.applications.builder import ModelSpec, build_model
+from keras_mobile.applications.builder import ModelSpec, define_constructor
 from keras_mobile.layers.conv_bn_act import conv_bn_act
 from keras_mobile.layers.meta_blocks import meta_block_3d, meta_block_4d
 
@@ -69,21 +68,13 @@ def efficientformer_head(x, spec, classes, classifier_activation, dropout_rate):
 
 def _constructor(variant):
     timm_name, widths, depths, num_vit = VARIANTS[variant]
-
-    def constructor(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
-                    pooling=None, classes=1000, classifier_activation="softmax",
-                    include_preprocessing=True, name=None, **kwargs):
-        spec = ModelSpec(name=variant, timm_name=timm_name, attention=True, fixed_size=224,
-                         extra={"widths": widths, "depths": depths, "num_vit": num_vit})
-        return build_model(spec, trunk_fn=efficientformer_trunk, head_fn=efficientformer_head,
-                           include_top=include_top, weights=weights, input_tensor=input_tensor,
-                           input_shape=input_shape, pooling=pooling, classes=classes,
-                           classifier_activation=classifier_activation,
-                           include_preprocessing=include_preprocessing, name=name, **kwargs)
-    constructor.__name__ = constructor.__qualname__ = variant
-    constructor.__doc__ = (f"Instantiates {variant} (timm `{timm_name}`); 224x224 inputs only.\n"
-                           + ARGS_DOC.format(example_tag="snap_dist_in1k", size=224))
-    return constructor
+    spec = ModelSpec(name=variant, timm_name=timm_name, attention=True, fixed_size=224,
+                     extra={"widths": widths, "depths": depths, "num_vit": num_vit})
+    return define_constructor(
+        variant, family="efficientformer", timm_name=timm_name, make_spec=lambda weights: spec,
+        summary=f"Instantiates {variant} (timm `{timm_name}`); 224x224 inputs only.",
+        example_tag="snap_dist_in1k", size=224,
+        trunk_fn=efficientformer_trunk, head_fn=efficientformer_head)
 
 
 EfficientFormerL1 = _constructor("EfficientFormerL1")

@@ -4,9 +4,8 @@ Tables follow timm `_gen_mobilenet_v3`. `minimalistic=True` (no SE, no hard-swis
 matches timm's `tf_mobilenetv3_*_minimal_100`, the published minimal checkpoints, which were
 trained in TF: BN eps 1e-3 and TF "same" padding.
 """
-from keras_mobile.applications._docs import ARGS_DOC
 from keras_mobile.applications.block_spec import cn, ds, ir
-from keras_mobile.applications.builder import ModelSpec, build_model
+from keras_mobile.applications.builder import ModelSpec, define_constructor
 
 LARGE = (
     (ds(16, k=3, s=1, act="relu"),),
@@ -63,30 +62,22 @@ def mobilenetv3_spec(size, alpha=1.0, minimalistic=False):
         channel_multiplier=alpha, fix_stem=alpha < 0.75)
 
 
-def MobileNetV3Large(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
-                     pooling=None, classes=1000, classifier_activation="softmax",
-                     include_preprocessing=True, name=None, alpha=1.0, minimalistic=False, **kwargs):
-    return build_model(mobilenetv3_spec("large", alpha, minimalistic), include_top=include_top,
-                       weights=weights, input_tensor=input_tensor, input_shape=input_shape,
-                       pooling=pooling, classes=classes, classifier_activation=classifier_activation,
-                       include_preprocessing=include_preprocessing, name=name, **kwargs)
-
-
-def MobileNetV3Small(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
-                     pooling=None, classes=1000, classifier_activation="softmax",
-                     include_preprocessing=True, name=None, alpha=1.0, minimalistic=False, **kwargs):
-    return build_model(mobilenetv3_spec("small", alpha, minimalistic), include_top=include_top,
-                       weights=weights, input_tensor=input_tensor, input_shape=input_shape,
-                       pooling=pooling, classes=classes, classifier_activation=classifier_activation,
-                       include_preprocessing=include_preprocessing, name=name, **kwargs)
-
-
 _EXTRA = """
         alpha: width multiplier (timm channel_multiplier; published: Large 1.0 (0.75 with
             minimalistic=False via tf_ weights is not mapped), Small 0.5/0.75/1.0).
         minimalistic: no SE, no hard-swish, 3x3 kernels only (timm tf_mobilenetv3_*_minimal_100).
 """
-for _fn, _tag in ((MobileNetV3Large, "ra4_e3600_r224_in1k"), (MobileNetV3Small, "lamb_in1k")):
-    _fn.__doc__ = (f"Instantiates the {_fn.__name__} architecture (Howard et al., 2019, "
-                   f"'Searching for MobileNetV3').\n" + ARGS_DOC.format(example_tag=_tag, size=224)
-                   .replace("    Returns:", _EXTRA.strip("\n") + "\n\n    Returns:"))
+
+
+def _constructor(size, example_tag):
+    name = f"MobileNetV3{size.title()}"
+    return define_constructor(
+        name, family="mobilenetv3", timm_name=f"mobilenetv3_{size}_100",
+        make_spec=lambda weights, alpha, minimalistic: mobilenetv3_spec(size, alpha, minimalistic),
+        summary=f"Instantiates the {name} architecture (Howard et al., 2019, 'Searching for MobileNetV3').",
+        example_tag=example_tag, size=224, extra_args={"alpha": 1.0, "minimalistic": False},
+        extra_doc=_EXTRA)
+
+
+MobileNetV3Large = _constructor("large", "ra4_e3600_r224_in1k")
+MobileNetV3Small = _constructor("small", "lamb_in1k")

@@ -4,9 +4,8 @@ Tables follow timm `_gen_mobilenet_v4`: `uir(c, a, k, s, e)` = UIB with start dw
 and mid dw kernel `k` (0 = absent), `er` = FusedIB, `mqa` = Mobile MQA (kv_stride 2 = K/V
 downsampled by a strided depthwise conv).
 """
-from keras_mobile.applications._docs import ARGS_DOC
 from keras_mobile.applications.block_spec import cn, er, mqa, uir
-from keras_mobile.applications.builder import ModelSpec, build_model
+from keras_mobile.applications.builder import ModelSpec, define_constructor
 
 CONV_SMALL = (
     (cn(32, k=3, s=2), cn(32, k=1)),
@@ -92,20 +91,15 @@ def mobilenetv4_spec(variant, attention="mqa"):
 
 
 def _constructor(variant, example_tag, size):
-    def constructor(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
-                    pooling=None, classes=1000, classifier_activation="softmax",
-                    include_preprocessing=True, name=None, **kwargs):
-        attention = kwargs.pop("attention", "mqa")
-        return build_model(mobilenetv4_spec(variant, attention), include_top=include_top,
-                           weights=weights, input_tensor=input_tensor, input_shape=input_shape,
-                           pooling=pooling, classes=classes,
-                           classifier_activation=classifier_activation,
-                           include_preprocessing=include_preprocessing, name=name, **kwargs)
-    constructor.__name__ = constructor.__qualname__ = variant
-    constructor.__doc__ = (f"Instantiates {variant} (Qin et al., 2024, 'MobileNetV4: Universal Models "
-                           f"for the Mobile Ecosystem'); timm `{VARIANTS[variant]['timm_name']}`.\n"
-                           + ARGS_DOC.format(example_tag=example_tag, size=size))
-    return constructor
+    timm_name = VARIANTS[variant]["timm_name"]
+    return define_constructor(
+        variant, family="mobilenetv4", timm_name=timm_name,
+        make_spec=lambda weights, attention: mobilenetv4_spec(variant, attention),
+        summary=(f"Instantiates {variant} (Qin et al., 2024, 'MobileNetV4: Universal Models "
+                 f"for the Mobile Ecosystem'); timm `{timm_name}`."),
+        example_tag=example_tag, size=size, extra_args={"attention": "mqa"},
+        extra_doc='        attention: "mqa" (Mobile MQA, default) or "mha" (plain multi-head attention; '
+                  'an ablation without timm weights).')
 
 
 MobileNetV4ConvS = _constructor("MobileNetV4ConvS", "e3600_r256_in1k", 224)

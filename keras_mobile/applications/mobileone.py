@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 import keras
 
-from keras_mobile.applications._docs import ARGS_DOC
 from keras_mobile.applications.block_spec import make_divisible
-from keras_mobile.applications.builder import ModelSpec, build_model
+from keras_mobile.applications.builder import ModelSpec, define_constructor
 from keras_mobile.layers.mobileone_block import MobileOneBlock
 
 BASE_WIDTHS = (64, 128, 256, 512)
@@ -40,8 +39,8 @@ def _se_channels(channels):
     return make_divisible(channels / 16, 8, round_limit=0.0)
 
 
-def mobileone_trunk(x, spec, drop_path_rate=0.0, output_stride=32, inference_mode=False):
-    cfg = spec.extra["config"]
+def mobileone_trunk(x, spec, drop_path_rate=0.0, output_stride=32):
+    cfg, inference_mode = spec.extra["config"], spec.extra.get("inference_mode", False)
     x = MobileOneBlock(cfg.stem, 3, 2, num_conv_branches=1, inference_mode=inference_mode, name="stem")(x)
     prev = min(64, int(BASE_WIDTHS[0] * cfg.width_factors[0]))
     stride, j = 2, 0
@@ -71,28 +70,24 @@ def mobileone_head(x, spec, classes, classifier_activation, dropout_rate):
     return keras.layers.Dense(classes, activation=classifier_activation, name="head.fc")(x)
 
 
-def _constructor(variant):
+def _mobileone_spec(variant, weights, inference_mode):
+    if inference_mode and weights is not None and not str(weights).endswith((".safetensors", ".h5")):
+        raise ValueError("published MobileOne checkpoints are train-time (multi-branch): build with "
+                         "inference_mode=False and call keras_mobile.reparameterize(model)")
     timm_name, cfg = VARIANTS[variant]
+    return ModelSpec(name=variant, timm_name=timm_name + ("_reparam" if inference_mode else ""),
+                     extra={"config": cfg, "inference_mode": inference_mode})
 
-    def constructor(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
-                    pooling=None, classes=1000, classifier_activation="softmax",
-                    include_preprocessing=True, name=None, inference_mode=False, **kwargs):
-        spec = ModelSpec(name=variant, timm_name=timm_name + ("_reparam" if inference_mode else ""),
-                         extra={"config": cfg})
-        if inference_mode and weights is not None and not str(weights).endswith((".safetensors", ".h5")):
-            raise ValueError("published MobileOne checkpoints are train-time (multi-branch): build with "
-                             "inference_mode=False and call keras_mobile.reparameterize(model)")
-        trunk = lambda x, s, **kw: mobileone_trunk(x, s, inference_mode=inference_mode, **kw)  # noqa: E731
-        return build_model(spec, trunk_fn=trunk, head_fn=mobileone_head, include_top=include_top,
-                           weights=weights, input_tensor=input_tensor, input_shape=input_shape,
-                           pooling=pooling, classes=classes, classifier_activation=classifier_activation,
-                           include_preprocessing=include_preprocessing, name=name, **kwargs)
-    constructor.__name__ = constructor.__qualname__ = variant
-    constructor.__doc__ = (f"Instantiates {variant} (timm `{timm_name}`), train-time multi-branch form.\n"
-                           + ARGS_DOC.format(example_tag="apple_in1k", size=224).replace(
-                               "    Returns:", "        inference_mode: build the fused (one conv per block) form "
-                               "directly.\n\n    Returns:"))
-    return constructor
+
+def _constructor(variant):
+    timm_name = VARIANTS[variant][0]
+    return define_constructor(
+        variant, family="mobileone", timm_name=timm_name,
+        make_spec=lambda weights, inference_mode: _mobileone_spec(variant, weights, inference_mode),
+        summary=f"Instantiates {variant} (timm `{timm_name}`), train-time multi-branch form.",
+        example_tag="apple_in1k", size=224, trunk_fn=mobileone_trunk, head_fn=mobileone_head,
+        extra_args={"inference_mode": False},
+        extra_doc="        inference_mode: build the fused (one conv per block) form directly.")
 
 
 MobileOneS0 = _constructor("MobileOneS0")

@@ -42,9 +42,9 @@ def run(args):
     from tqdm.auto import tqdm
 
     from keras_mobile.analysis.profile import profile
-    from keras_mobile.analysis.registry import get
+    from keras_mobile.applications.registry import get_model
     names = args.models or ["MobileNetV4ConvS", "MobileNetV3Small"]
-    ctors = [get(n) for n in names]   # fail early on a bad name
+    ctors = [get_model(n) for n in names]   # fail early on a bad name
     host = table = None
     if args.roofline:
         from keras_mobile.analysis.hardware import measure_host

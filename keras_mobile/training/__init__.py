@@ -20,5 +20,5 @@ from keras_mobile.training.distribute import (accelerator, jax_data_parallel,  #
                                               mixed_precision, strategy)
 from keras_mobile.training.finetune import (build_finetune_model, classifier_layers,  # noqa: F401
                                             freeze_backbone, replace_classifier, unfreeze)
-from keras_mobile.training.recipes import Recipe, family_of, recipe  # noqa: F401
+from keras_mobile.training.recipes import Recipe, recipe  # noqa: F401
 from keras_mobile.training.schedules import cosine_anneal, cosine_with_warmup  # noqa: F401

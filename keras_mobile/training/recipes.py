@@ -39,14 +39,6 @@ _FAMILIES = {
 }
 
 
-def family_of(model_name):
-    """"mobilenetv3", "mobilenetv4", "mobileone" or "efficientformer"."""
-    for fam in sorted(_FAMILIES, key=len, reverse=True):
-        if model_name.lower().startswith(fam):
-            return fam
-    raise ValueError(f"no recipe for {model_name!r}; families: {', '.join(_FAMILIES)}")
-
-
 @dataclass
 class Recipe:
     """Everything `model.fit` needs besides the model and the data. Fields are plain values;
@@ -173,8 +165,8 @@ def recipe(model_name, epochs, steps_per_epoch, batch_size=64, pretrained=True, 
         pretrained: True when starting from a checkpoint (lower LR, milder augmentation).
         **overrides: any `Recipe` field, e.g. `augment=Augment(flip=False)`, `ema=False`.
     """
-    from keras_mobile.applications.registry import get_model
-    get_model(model_name)   # ValueError naming the known models
+    from keras_mobile.applications.registry import entry
+    family = entry(model_name).family   # ValueError naming the known models
     for name, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("batch_size", batch_size)):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -182,7 +174,7 @@ def recipe(model_name, epochs, steps_per_epoch, batch_size=64, pretrained=True, 
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown recipe fields {sorted(unknown)}; fields: {sorted(fields)}")
-    fine, scratch = _FAMILIES[family_of(model_name)]
+    fine, scratch = _FAMILIES[family]
     values = dict(fine if pretrained else scratch)
     values.update(overrides)
     return Recipe(model_name=model_name, epochs=epochs, steps_per_epoch=steps_per_epoch,
