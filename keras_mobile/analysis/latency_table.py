@@ -26,8 +26,10 @@ _NUM = re.compile(r"^\d+$")
 
 
 def block_of(layer_name):
-    """Group key of a layer from its timm path: cut after the 2nd index, or the part after the 1st."""
-    parts = layer_name.split(".")
+    """Group key (a timm module path) of a layer: its timm path cut after the 2nd index, or the
+    part after the 1st."""
+    from keras_mobile.layers.naming import to_timm_path
+    parts = to_timm_path(layer_name).split(".")
     idx = [i for i, p in enumerate(parts) if _NUM.match(p)]
     if len(idx) >= 2:
         return ".".join(parts[:idx[1] + 1])

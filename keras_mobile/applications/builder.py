@@ -17,6 +17,7 @@ from keras_mobile.applications import registry as model_registry
 from keras_mobile.applications._docs import ARGS_DOC
 from keras_mobile.applications.block_spec import make_divisible
 from keras_mobile.weights import registry
+from keras_mobile.layers.naming import to_layer_name
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def mobilenet_trunk(x, spec, drop_path_rate=0.0, output_stride=32):
                     dilation *= s
                     s = 1
                 stride *= s
-                x = _block(x, b, s, spec, drop_path_rate * index / total, f"blocks.{si}.{bi}", dilation)
+                x = _block(x, b, s, spec, drop_path_rate * index / total, to_layer_name(f"blocks.{si}.{bi}"), dilation)
                 index += 1
                 bi += 1
     return x
@@ -118,11 +119,6 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
                 classifier_activation="softmax", include_preprocessing=True, name=None,
                 dropout_rate=0.0, drop_path_rate=0.0, output_stride=32):
     """Shared constructor body; see any public constructor for the argument docs."""
-    if keras.backend.backend() == "torch":
-        raise RuntimeError(
-            "keras_mobile models name their layers by timm module path ('blocks.0.0.conv_dw'), and "
-            "Keras' torch backend cannot hold parameter names containing '.'. Use the TensorFlow or "
-            "JAX backend (KERAS_BACKEND=tensorflow|jax); for PyTorch itself, timm has these models.")
     trunk_fn = trunk_fn or mobilenet_trunk
     head_fn = head_fn or mobilenet_head
     info = _check_arguments(spec, include_top, weights, input_tensor, input_shape, pooling, classes,

@@ -12,6 +12,7 @@ import keras
 from keras_mobile.applications.builder import ModelSpec, define_constructor
 from keras_mobile.layers.conv_bn_act import conv_bn_act
 from keras_mobile.layers.meta_blocks import meta_block_3d, meta_block_4d
+from keras_mobile.layers.naming import to_layer_name
 
 VARIANTS = {  # constructor: (timm name, widths, depths, num_vit)
     "EfficientFormerL1": ("efficientformer_l1", (48, 96, 224, 448), (3, 2, 6, 4), 1),
@@ -24,26 +25,26 @@ def efficientformer_trunk(x, spec, drop_path_rate=0.0, output_stride=32):
     if output_stride != 32:
         raise ValueError("EfficientFormer supports output_stride=32 only")
     widths, depths, num_vit = spec.extra["widths"], spec.extra["depths"], spec.extra["num_vit"]
-    x = conv_bn_act(x, widths[0] // 2, 3, 2, act="relu", use_bias=True, conv_name="stem.conv1",
-                    bn_name="stem.norm1", act_name="stem.act1")
-    x = conv_bn_act(x, widths[0], 3, 2, act="relu", use_bias=True, conv_name="stem.conv2",
-                    bn_name="stem.norm2", act_name="stem.act2")
+    x = conv_bn_act(x, widths[0] // 2, 3, 2, act="relu", use_bias=True, conv_name=to_layer_name("stem.conv1"),
+                    bn_name=to_layer_name("stem.norm1"), act_name=to_layer_name("stem.act1"))
+    x = conv_bn_act(x, widths[0], 3, 2, act="relu", use_bias=True, conv_name=to_layer_name("stem.conv2"),
+                    bn_name=to_layer_name("stem.norm2"), act_name=to_layer_name("stem.act2"))
     total, index = sum(depths), 0
     for si, (dim, depth) in enumerate(zip(widths, depths)):
         if si > 0:
-            x = conv_bn_act(x, dim, 3, 2, act=None, use_bias=True, conv_name=f"stages.{si}.downsample.conv",
-                            bn_name=f"stages.{si}.downsample.norm")
+            x = conv_bn_act(x, dim, 3, 2, act=None, use_bias=True, conv_name=to_layer_name(f"stages.{si}.downsample.conv"),
+                            bn_name=to_layer_name(f"stages.{si}.downsample.norm"))
         vit = num_vit if si == len(widths) - 1 else 0
         bi = 0
         for b in range(depth):
             dpr = drop_path_rate * index / total
-            name = f"stages.{si}.blocks.{bi}"
+            name = to_layer_name(f"stages.{si}.blocks.{bi}")
             if b >= depth - vit:
                 if len(x.shape) == 4:    # timm's Flat module takes an index in the block list
                     grid = x.shape[1]
                     x = keras.layers.Reshape((grid * x.shape[2], dim), name=name)(x)
                     bi += 1
-                    name = f"stages.{si}.blocks.{bi}"
+                    name = to_layer_name(f"stages.{si}.blocks.{bi}")
                 x = meta_block_3d(x, resolution=grid, drop_path_rate=dpr, name=name)
             else:
                 x = meta_block_4d(x, drop_path_rate=dpr, name=name)

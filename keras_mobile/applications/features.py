@@ -3,7 +3,7 @@
 Generic rule: walk the model's layers in graph (topological) order; a layer's stride is the
 input size divided by its output's spatial size; ``P<l>`` is the LAST layer whose output has
 stride ``2**l`` (l = 1..5) and that is not part of a downsampling block (layers are named by
-timm module path; the block is the first three path components, e.g. ``blocks.5.0``: a
+timm module path (``to_timm_path``); the block is its first three path components, e.g. ``blocks.5.0``: a
 block holding a layer of a larger stride does not provide the finer level). ``P4_expanded`` is the input tensor of the first layer that produces
 stride 32 (for MobileNetV3 the expansion output of the first stride-32 inverted residual, the
 tap the MobileNetV3 paper's SSDLite and LR-ASPP use; for other families simply a stride-16
@@ -14,6 +14,8 @@ map). Layers after the feature trunk (global pooling, classifier: rank-2 outputs
 import math
 
 import keras
+
+from keras_mobile.layers.naming import to_timm_path
 
 LEVELS = ("P1", "P2", "P3", "P4", "P4_expanded", "P5")
 
@@ -60,7 +62,7 @@ def _layer_inputs(layer):
 
 def _group(name):
     """The block a layer belongs to: its timm module path cut to three components."""
-    return ".".join(name.split(".")[:3])
+    return ".".join(to_timm_path(name).split(".")[:3])
 
 
 def _to_map(tensor, hw, name):

@@ -12,6 +12,7 @@ import keras
 from keras_mobile.applications.block_spec import make_divisible
 from keras_mobile.applications.builder import ModelSpec, define_constructor
 from keras_mobile.layers.mobileone_block import MobileOneBlock
+from keras_mobile.layers.naming import to_layer_name
 
 BASE_WIDTHS = (64, 128, 256, 512)
 DEPTHS = (2, 8, 10, 1)
@@ -55,19 +56,19 @@ def mobileone_trunk(x, spec, drop_path_rate=0.0, output_stride=32):
             se = i >= depth - n_se
             x = MobileOneBlock(prev, 3, s, depthwise=True, num_conv_branches=cfg.num_conv_branches,
                                se_channels=_se_channels(prev) if se else 0, inference_mode=inference_mode,
-                               name=f"stages.{si}.{j}")(x)
+                               name=to_layer_name(f"stages.{si}.{j}"))(x)
             x = MobileOneBlock(out, 1, 1, num_conv_branches=cfg.num_conv_branches,
                                se_channels=_se_channels(out) if se else 0, inference_mode=inference_mode,
-                               name=f"stages.{si}.{j + 1}")(x)
+                               name=to_layer_name(f"stages.{si}.{j + 1}"))(x)
             prev, j = out, j + 2
     return x
 
 
 def mobileone_head(x, spec, classes, classifier_activation, dropout_rate):
-    x = keras.layers.GlobalAveragePooling2D(name="head.global_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name=to_layer_name("head.global_pool"))(x)
     if dropout_rate:
-        x = keras.layers.Dropout(dropout_rate, name="head.drop")(x)
-    return keras.layers.Dense(classes, activation=classifier_activation, name="head.fc")(x)
+        x = keras.layers.Dropout(dropout_rate, name=to_layer_name("head.drop"))(x)
+    return keras.layers.Dense(classes, activation=classifier_activation, name=to_layer_name("head.fc"))(x)
 
 
 def _mobileone_spec(variant, weights, inference_mode):

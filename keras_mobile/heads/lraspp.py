@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mobile.applications.features import feature_extractor
+from keras_mobile.layers.naming import to_layer_name
 
 
 class LRASPPModel(keras.Model):
@@ -67,19 +68,19 @@ def LRASPP(backbone="MobileNetV3Large", num_classes=21, input_shape=(512, 512, 3
     inputs = feats.inputs[0]
     f = feats(inputs)
     low, high = f["P3"], f[high_level]
-    x = keras.layers.Conv2D(inter_channels, 1, use_bias=False, name="lraspp.cbr.conv")(high)
-    x = keras.layers.BatchNormalization(name="lraspp.cbr.bn")(x)
-    x = keras.layers.ReLU(name="lraspp.cbr.act")(x)
-    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name="lraspp.scale.pool")(high)
-    s = keras.layers.Conv2D(inter_channels, 1, use_bias=False, name="lraspp.scale.conv")(s)
-    s = keras.layers.Activation("sigmoid", name="lraspp.scale.sigmoid")(s)
-    x = keras.layers.Multiply(name="lraspp.gate")([x, s])
+    x = keras.layers.Conv2D(inter_channels, 1, use_bias=False, name=to_layer_name("lraspp.cbr.conv"))(high)
+    x = keras.layers.BatchNormalization(name=to_layer_name("lraspp.cbr.bn"))(x)
+    x = keras.layers.ReLU(name=to_layer_name("lraspp.cbr.act"))(x)
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=to_layer_name("lraspp.scale.pool"))(high)
+    s = keras.layers.Conv2D(inter_channels, 1, use_bias=False, name=to_layer_name("lraspp.scale.conv"))(s)
+    s = keras.layers.Activation("sigmoid", name=to_layer_name("lraspp.scale.sigmoid"))(s)
+    x = keras.layers.Multiply(name=to_layer_name("lraspp.gate"))([x, s])
     x = keras.layers.Resizing(int(low.shape[1]), int(low.shape[2]), interpolation="bilinear",
-                              name="lraspp.up_high")(x)
-    x = keras.layers.Conv2D(num_classes, 1, name="lraspp.high_classifier")(x)
-    y = keras.layers.Conv2D(num_classes, 1, name="lraspp.low_classifier")(low)
-    x = keras.layers.Add(name="lraspp.sum")([x, y])
+                              name=to_layer_name("lraspp.up_high"))(x)
+    x = keras.layers.Conv2D(num_classes, 1, name=to_layer_name("lraspp.high_classifier"))(x)
+    y = keras.layers.Conv2D(num_classes, 1, name=to_layer_name("lraspp.low_classifier"))(low)
+    x = keras.layers.Add(name=to_layer_name("lraspp.sum"))([x, y])
     x = keras.layers.Resizing(int(inputs.shape[1]), int(inputs.shape[2]), interpolation="bilinear",
-                              name="lraspp.up_out")(x)
+                              name=to_layer_name("lraspp.up_out"))(x)
     return LRASPPModel(inputs, x, num_classes=num_classes,
                        name=name or f"lraspp_{feats.name.replace('_features', '')}")

@@ -7,23 +7,24 @@ import tensorflow as tf
 from keras_mobile.applications.features import feature_extractor, pyramid_outputs
 from keras_mobile.heads import anchors as anchor_lib
 from keras_mobile.heads import losses, matching, postprocess
+from keras_mobile.layers.naming import child, to_layer_name
 
 
 def _conv_bn_relu6(x, filters, kernel, strides, name, depthwise=False):
     if depthwise:
         x = keras.layers.DepthwiseConv2D(kernel, strides, padding="same", use_bias=False,
-                                         name=f"{name}.conv")(x)
+                                         name=child(name, "conv"))(x)
     else:
         x = keras.layers.Conv2D(filters, kernel, strides, padding="same", use_bias=False,
-                                name=f"{name}.conv")(x)
-    x = keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name=f"{name}.bn")(x)
-    return keras.layers.ReLU(6.0, name=f"{name}.act")(x)
+                                name=child(name, "conv"))(x)
+    x = keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name=child(name, "bn"))(x)
+    return keras.layers.ReLU(6.0, name=child(name, "act"))(x)
 
 
 def _predictor(x, filters, name, bias_init="zeros"):
     """SSDLite predictor: 3x3 depthwise + BN + ReLU6, then a 1x1 conv."""
-    x = _conv_bn_relu6(x, None, 3, 1, f"{name}.dw", depthwise=True)
-    return keras.layers.Conv2D(filters, 1, name=f"{name}.pw", bias_initializer=bias_init)(x)
+    x = _conv_bn_relu6(x, None, 3, 1, child(name, "dw"), depthwise=True)
+    return keras.layers.Conv2D(filters, 1, name=child(name, "pw"), bias_initializer=bias_init)(x)
 
 
 class SSDLiteModel(keras.Model):
@@ -133,10 +134,10 @@ def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 
             break
         if x.shape[1] is not None and x.shape[1] <= 1:
             break
-        name = f"ssd.extra.{i}"
-        x = _conv_bn_relu6(x, c // 2, 1, 1, f"{name}.reduce")
-        x = _conv_bn_relu6(x, None, 3, 2, f"{name}.dw", depthwise=True)
-        x = _conv_bn_relu6(x, c, 1, 1, f"{name}.expand")
+        name = to_layer_name(f"ssd.extra.{i}")
+        x = _conv_bn_relu6(x, c // 2, 1, 1, child(name, "reduce"))
+        x = _conv_bn_relu6(x, None, 3, 2, child(name, "dw"), depthwise=True)
+        x = _conv_bn_relu6(x, c, 1, 1, child(name, "expand"))
         maps.append(x)
     sizes = [(int(m.shape[1]), int(m.shape[2])) for m in maps]
     if scales is None:
@@ -147,12 +148,12 @@ def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 
     box_outs, cls_outs = [], []
     for i, m in enumerate(maps):
         if head_width:
-            m = _conv_bn_relu6(m, head_width, 1, 1, f"ssd.head.{i}.proj")
-        b = _predictor(m, a * 4, f"ssd.box.{i}")
-        c = _predictor(m, a * num_classes, f"ssd.cls.{i}",
+            m = _conv_bn_relu6(m, head_width, 1, 1, to_layer_name(f"ssd.head.{i}.proj"))
+        b = _predictor(m, a * 4, to_layer_name(f"ssd.box.{i}"))
+        c = _predictor(m, a * num_classes, to_layer_name(f"ssd.cls.{i}"),
                        bias_init=keras.initializers.Constant(prior))
-        box_outs.append(keras.layers.Reshape((-1, 4), name=f"ssd.box.{i}.flat")(b))
-        cls_outs.append(keras.layers.Reshape((-1, num_classes), name=f"ssd.cls.{i}.flat")(c))
+        box_outs.append(keras.layers.Reshape((-1, 4), name=to_layer_name(f"ssd.box.{i}.flat"))(b))
+        cls_outs.append(keras.layers.Reshape((-1, num_classes), name=to_layer_name(f"ssd.cls.{i}.flat"))(c))
     boxes = keras.layers.Concatenate(axis=1, name="boxes")(box_outs)
     classes = keras.layers.Concatenate(axis=1, name="classes")(cls_outs)
     return SSDLiteModel(inputs, {"boxes": boxes, "classes": classes}, anchors=anchors,

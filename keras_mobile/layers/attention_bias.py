@@ -51,10 +51,10 @@ class AttentionWithBias(keras.layers.Layer):
         return self.proj(out)
 
     def timm_keys(self):
-        n = self.name
-        return [(self.qkv.kernel, f"{n}.qkv.weight"), (self.qkv.bias, f"{n}.qkv.bias"),
-                (self.proj.kernel, f"{n}.proj.weight"), (self.proj.bias, f"{n}.proj.bias"),
-                (self.attention_biases, f"{n}.attention_biases")]
+        """[(variable, timm key relative to this layer's module path)]."""
+        return [(self.qkv.kernel, "qkv.weight"), (self.qkv.bias, "qkv.bias"),
+                (self.proj.kernel, "proj.weight"), (self.proj.bias, "proj.bias"),
+                (self.attention_biases, "attention_biases")]
 
     def macs(self, input_shape):
         n, dim = input_shape[1], input_shape[-1]

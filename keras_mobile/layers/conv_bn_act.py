@@ -9,6 +9,7 @@ keeps that behaviour.
 import keras
 
 from keras_mobile.layers.activations import apply_activation
+from keras_mobile.layers.naming import child
 
 
 def conv2d(x, filters, kernel_size, strides=1, dilation=1, depthwise=False, use_bias=False,
@@ -16,7 +17,7 @@ def conv2d(x, filters, kernel_size, strides=1, dilation=1, depthwise=False, use_
     """A Conv2D/DepthwiseConv2D whose padding matches timm ("torch") or TF ("same")."""
     pad = ((kernel_size - 1) // 2) * dilation
     if padding == "torch" and strides > 1 and pad > 0:
-        x = keras.layers.ZeroPadding2D(pad, name=f"{name}.pad" if name else None)(x)
+        x = keras.layers.ZeroPadding2D(pad, name=child(name, "pad"))(x)
         conv_padding = "valid"
     elif padding in ("torch", "same"):
         conv_padding = "same"
@@ -40,7 +41,7 @@ def batch_norm(x, eps=1e-5, name=None):
 def conv_bn_act(x, filters, kernel_size, strides=1, dilation=1, depthwise=False, act="relu",
                 norm=True, use_bias=False, bn_eps=1e-5, padding="torch",
                 conv_name=None, bn_name=None, act_name=None):
-    """conv -> BN -> act. Layer names are explicit because they are timm module paths."""
+    """conv -> BN -> act. Layer names are explicit: timm module paths in `naming` form."""
     x = conv2d(x, filters, kernel_size, strides, dilation, depthwise, use_bias, padding, conv_name)
     if norm:
         x = batch_norm(x, bn_eps, bn_name)

@@ -6,6 +6,7 @@ checkpoints map by name.
 from keras_mobile.layers.conv_bn_act import conv_bn_act
 from keras_mobile.layers.squeeze_excite import squeeze_excite
 from keras_mobile.layers.stochastic_depth import residual_add
+from keras_mobile.layers.naming import child
 
 
 def depthwise_separable(x, out_channels, kernel_size=3, strides=1, act="relu", se_channels=0,
@@ -15,12 +16,12 @@ def depthwise_separable(x, out_channels, kernel_size=3, strides=1, act="relu", s
     shortcut = x
     in_channels = x.shape[-1]
     x = conv_bn_act(x, in_channels, kernel_size, strides, dilation, depthwise=True, act=act, bn_eps=bn_eps,
-                    padding=padding, conv_name=f"{name}.conv_dw", bn_name=f"{name}.bn1",
-                    act_name=f"{name}.act1")
+                    padding=padding, conv_name=child(name, "conv_dw"), bn_name=child(name, "bn1"),
+                    act_name=child(name, "act1"))
     if se_channels:
-        x = squeeze_excite(x, se_channels, se_act, se_gate, name=f"{name}.se")
+        x = squeeze_excite(x, se_channels, se_act, se_gate, name=child(name, "se"))
     x = conv_bn_act(x, out_channels, 1, act=None, bn_eps=bn_eps, padding=padding,
-                    conv_name=f"{name}.conv_pw", bn_name=f"{name}.bn2")
+                    conv_name=child(name, "conv_pw"), bn_name=child(name, "bn2"))
     if strides == 1 and in_channels == out_channels and not noskip:
         x = residual_add(x, shortcut, drop_path_rate, name)
     return x
@@ -33,14 +34,14 @@ def inverted_residual(x, out_channels, mid_channels, kernel_size=3, strides=1, a
     shortcut = x
     in_channels = x.shape[-1]
     x = conv_bn_act(x, mid_channels, 1, act=act, bn_eps=bn_eps, padding=padding,
-                    conv_name=f"{name}.conv_pw", bn_name=f"{name}.bn1", act_name=f"{name}.act1")
+                    conv_name=child(name, "conv_pw"), bn_name=child(name, "bn1"), act_name=child(name, "act1"))
     x = conv_bn_act(x, mid_channels, kernel_size, strides, dilation, depthwise=True, act=act, bn_eps=bn_eps,
-                    padding=padding, conv_name=f"{name}.conv_dw", bn_name=f"{name}.bn2",
-                    act_name=f"{name}.act2")
+                    padding=padding, conv_name=child(name, "conv_dw"), bn_name=child(name, "bn2"),
+                    act_name=child(name, "act2"))
     if se_channels:
-        x = squeeze_excite(x, se_channels, se_act, se_gate, name=f"{name}.se")
+        x = squeeze_excite(x, se_channels, se_act, se_gate, name=child(name, "se"))
     x = conv_bn_act(x, out_channels, 1, act=None, bn_eps=bn_eps, padding=padding,
-                    conv_name=f"{name}.conv_pwl", bn_name=f"{name}.bn3")
+                    conv_name=child(name, "conv_pwl"), bn_name=child(name, "bn3"))
     if strides == 1 and in_channels == out_channels and not noskip:
         x = residual_add(x, shortcut, drop_path_rate, name)
     return x

@@ -14,6 +14,7 @@ from keras import ops
 from keras_mobile.layers.conv_bn_act import batch_norm, conv2d
 from keras_mobile.layers.layer_scale import LayerScale
 from keras_mobile.layers.stochastic_depth import residual_add
+from keras_mobile.layers.naming import child
 
 
 @keras.saving.register_keras_serializable(package="keras_mobile")
@@ -70,23 +71,23 @@ def mobile_attention(x, out_channels, num_heads=8, key_dim=64, value_dim=64, kv_
     """BN -> Mobile MQA (or MHSA with kv_heads=num_heads) -> 1x1 out proj -> LayerScale (+ skip)."""
     shortcut = x
     in_channels = x.shape[-1]
-    x = batch_norm(x, bn_eps, f"{name}.norm")
-    a = f"{name}.attn"
-    q = conv2d(x, num_heads * key_dim, 1, name=f"{a}.query.proj")
+    x = batch_norm(x, bn_eps, child(name, "norm"))
+    a = child(name, "attn")
+    q = conv2d(x, num_heads * key_dim, 1, name=child(a, "query.proj"))
 
     def kv(branch, dim):
         t = x
         if kv_stride > 1:
             t = conv2d(t, in_channels, dw_kernel, kv_stride, depthwise=True, padding=padding,
-                       name=f"{a}.{branch}.down_conv")
-            t = batch_norm(t, bn_eps, f"{a}.{branch}.norm")
-        return conv2d(t, kv_heads * dim, 1, name=f"{a}.{branch}.proj")
+                       name=child(a, f"{branch}.down_conv"))
+            t = batch_norm(t, bn_eps, child(a, f"{branch}.norm"))
+        return conv2d(t, kv_heads * dim, 1, name=child(a, f"{branch}.proj"))
 
     k, v = kv("key", key_dim), kv("value", value_dim)
-    o = MultiQueryAttentionCore(num_heads, key_dim, value_dim, kv_heads, name=f"{a}.core")([q, k, v])
-    x = conv2d(o, out_channels, 1, name=f"{a}.output.proj")
+    o = MultiQueryAttentionCore(num_heads, key_dim, value_dim, kv_heads, name=child(a, "core"))([q, k, v])
+    x = conv2d(o, out_channels, 1, name=child(a, "output.proj"))
     if layer_scale is not None:
-        x = LayerScale(layer_scale, name=f"{name}.layer_scale")(x)
+        x = LayerScale(layer_scale, name=child(name, "layer_scale"))(x)
     if in_channels == out_channels and not noskip:
         x = residual_add(x, shortcut, drop_path_rate, name)
     return x

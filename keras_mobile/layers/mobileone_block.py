@@ -12,6 +12,7 @@ whole block; sublayer names follow timm `MobileOneBlock` (`conv_kxk.{i}.conv`, `
 import keras
 import numpy as np
 from keras import ops
+from keras_mobile.layers.naming import to_layer_name
 
 
 def _conv(filters, kernel, strides, depthwise, use_bias, name):
@@ -41,15 +42,15 @@ class MobileOneBlock(keras.layers.Layer):
             self.reparam_conv = _conv(self.filters, k, s, dw, True, "reparam_conv")
         else:
             # flat lists of layers (Keras tracks those; tuples inside lists it would not)
-            self.kxk_convs = [_conv(self.filters, k, s, dw, False, f"conv_kxk.{i}.conv")
+            self.kxk_convs = [_conv(self.filters, k, s, dw, False, to_layer_name(f"conv_kxk.{i}.conv"))
                               for i in range(self.num_conv_branches)]
-            self.kxk_norms = [bn(f"conv_kxk.{i}.bn") for i in range(self.num_conv_branches)]
-            self.scale_conv = _conv(self.filters, 1, s, dw, False, "conv_scale.conv") if k > 1 else None
-            self.scale_norm = bn("conv_scale.bn") if k > 1 else None
+            self.kxk_norms = [bn(to_layer_name(f"conv_kxk.{i}.bn")) for i in range(self.num_conv_branches)]
+            self.scale_conv = _conv(self.filters, 1, s, dw, False, to_layer_name("conv_scale.conv")) if k > 1 else None
+            self.scale_norm = bn(to_layer_name("conv_scale.bn")) if k > 1 else None
             self.identity = bn("identity") if self.has_identity else None
         if self.se_channels:
-            self.fc1 = keras.layers.Conv2D(self.se_channels, 1, use_bias=True, name="attn.fc1")
-            self.fc2 = keras.layers.Conv2D(self.filters, 1, use_bias=True, name="attn.fc2")
+            self.fc1 = keras.layers.Conv2D(self.se_channels, 1, use_bias=True, name=to_layer_name("attn.fc1"))
+            self.fc2 = keras.layers.Conv2D(self.filters, 1, use_bias=True, name=to_layer_name("attn.fc2"))
         # build sublayers now so weights exist before the first call (needed to load checkpoints)
         pad = (k - 1) // 2
         padded = (input_shape[0], None if input_shape[1] is None else input_shape[1] + 2 * pad,
@@ -149,21 +150,21 @@ class MobileOneBlock(keras.layers.Layer):
         return block
 
     def timm_keys(self):
-        n = self.name
+        """[(variable, timm key relative to this block's module path)]."""
         pairs = []
 
         def conv_bn(conv, norm, prefix):
-            pairs.append((conv.kernel, f"{n}.{prefix}.conv.weight"))
+            pairs.append((conv.kernel, f"{prefix}.conv.weight"))
             bn(norm, f"{prefix}.bn")
 
         def bn(norm, prefix):
             for var, key in ((norm.gamma, "weight"), (norm.beta, "bias"),
                              (norm.moving_mean, "running_mean"), (norm.moving_variance, "running_var")):
-                pairs.append((var, f"{n}.{prefix}.{key}"))
+                pairs.append((var, f"{prefix}.{key}"))
 
         if self.inference_mode:
-            pairs += [(self.reparam_conv.kernel, f"{n}.reparam_conv.weight"),
-                      (self.reparam_conv.bias, f"{n}.reparam_conv.bias")]
+            pairs += [(self.reparam_conv.kernel, "reparam_conv.weight"),
+                      (self.reparam_conv.bias, "reparam_conv.bias")]
         else:
             for i, (conv, norm) in enumerate(self.branches):
                 conv_bn(conv, norm, f"conv_kxk.{i}")
@@ -172,8 +173,8 @@ class MobileOneBlock(keras.layers.Layer):
             if self.identity is not None:
                 bn(self.identity, "identity")
         if self.se_channels:
-            pairs += [(self.fc1.kernel, f"{n}.attn.fc1.weight"), (self.fc1.bias, f"{n}.attn.fc1.bias"),
-                      (self.fc2.kernel, f"{n}.attn.fc2.weight"), (self.fc2.bias, f"{n}.attn.fc2.bias")]
+            pairs += [(self.fc1.kernel, "attn.fc1.weight"), (self.fc1.bias, "attn.fc1.bias"),
+                      (self.fc2.kernel, "attn.fc2.weight"), (self.fc2.bias, "attn.fc2.bias")]
         return pairs
 
     def macs(self, input_shape):

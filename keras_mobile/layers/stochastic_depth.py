@@ -1,5 +1,6 @@
 """Stochastic depth (drop path): drops a residual branch per sample during training."""
 import keras
+from keras_mobile.layers.naming import child
 
 
 @keras.saving.register_keras_serializable(package="keras_mobile")
@@ -25,5 +26,5 @@ class StochasticDepth(keras.layers.Layer):
 def residual_add(x, shortcut, drop_path_rate=0.0, name=None):
     """shortcut + (optionally drop-pathed) x."""
     if drop_path_rate:
-        x = StochasticDepth(drop_path_rate, name=f"{name}.drop_path" if name else None)(x)
-    return keras.layers.Add(name=f"{name}.add" if name else None)([shortcut, x])
+        x = StochasticDepth(drop_path_rate, name=child(name, "drop_path"))(x)
+    return keras.layers.Add(name=child(name, "add"))([shortcut, x])

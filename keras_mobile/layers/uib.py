@@ -14,6 +14,7 @@ Stride goes on the mid dw if present, else on the start dw (timm `UniversalInver
 from keras_mobile.layers.conv_bn_act import conv_bn_act
 from keras_mobile.layers.layer_scale import LayerScale
 from keras_mobile.layers.stochastic_depth import residual_add
+from keras_mobile.layers.naming import child
 
 
 def universal_inverted_bottleneck(x, out_channels, mid_channels, start_kernel=0, mid_kernel=3,
@@ -26,18 +27,18 @@ def universal_inverted_bottleneck(x, out_channels, mid_channels, start_kernel=0,
     if start_kernel:
         x = conv_bn_act(x, in_channels, start_kernel, 1 if mid_kernel else strides, dilation, depthwise=True,
                         act=None, bn_eps=bn_eps, padding=padding,
-                        conv_name=f"{name}.dw_start.conv", bn_name=f"{name}.dw_start.bn")
+                        conv_name=child(name, "dw_start.conv"), bn_name=child(name, "dw_start.bn"))
     x = conv_bn_act(x, mid_channels, 1, act=act, bn_eps=bn_eps, padding=padding,
-                    conv_name=f"{name}.pw_exp.conv", bn_name=f"{name}.pw_exp.bn",
-                    act_name=f"{name}.pw_exp.act")
+                    conv_name=child(name, "pw_exp.conv"), bn_name=child(name, "pw_exp.bn"),
+                    act_name=child(name, "pw_exp.act"))
     if mid_kernel:
         x = conv_bn_act(x, mid_channels, mid_kernel, strides, dilation, depthwise=True, act=act,
-                        bn_eps=bn_eps, padding=padding, conv_name=f"{name}.dw_mid.conv",
-                        bn_name=f"{name}.dw_mid.bn", act_name=f"{name}.dw_mid.act")
+                        bn_eps=bn_eps, padding=padding, conv_name=child(name, "dw_mid.conv"),
+                        bn_name=child(name, "dw_mid.bn"), act_name=child(name, "dw_mid.act"))
     x = conv_bn_act(x, out_channels, 1, act=None, bn_eps=bn_eps, padding=padding,
-                    conv_name=f"{name}.pw_proj.conv", bn_name=f"{name}.pw_proj.bn")
+                    conv_name=child(name, "pw_proj.conv"), bn_name=child(name, "pw_proj.bn"))
     if layer_scale is not None:
-        x = LayerScale(layer_scale, name=f"{name}.layer_scale")(x)
+        x = LayerScale(layer_scale, name=child(name, "layer_scale"))(x)
     if strides == 1 and in_channels == out_channels and not noskip:
         x = residual_add(x, shortcut, drop_path_rate, name)
     return x

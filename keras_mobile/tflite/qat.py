@@ -28,6 +28,7 @@ from keras import tree
 
 from keras_mobile.layers.layer_scale import LayerScale
 from keras_mobile.layers.mobileone_block import MobileOneBlock
+from keras_mobile.layers.naming import child, to_timm_path
 from keras_mobile.tflite.edgetpu_lowering import HARD_SWISH_NAMES
 from keras_mobile.tflite.fake_quant import (
     FIXED_RANGES, SCALE_PRESERVING, ActivationQuantizer, QuantConv, QuantDense, QuantHardSigmoid,
@@ -199,7 +200,7 @@ class _Rewriter:
         return name
 
     def quant(self, x, base, fixed_range=None):
-        return ActivationQuantizer(self.ema_decay, fixed_range, name=self.name(f"{base}.quant"))(x)
+        return ActivationQuantizer(self.ema_decay, fixed_range, name=self.name(child(base, "quant")))(x)
 
     def clone(self, layer):
         new = layer.__class__.from_config({**layer.get_config(), "name": self.name(layer.name)})
@@ -293,8 +294,8 @@ class _Rewriter:
             y = QuantHardSigmoid(name=self.name(layer.name))(x)
             return self.quant(y, layer.name, (0.0, 1.0))
         if self.hard_swish_as_mul and _is_hard_swish(layer):
-            gate = QuantHardSigmoid(name=self.name(f"{layer.name}.gate"))(x)
-            gate = self.quant(gate, f"{layer.name}.gate", (0.0, 1.0))
+            gate = QuantHardSigmoid(name=self.name(child(layer.name, "gate")))(x)
+            gate = self.quant(gate, child(layer.name, "gate"), (0.0, 1.0))
             y = L.Multiply(name=self.name(layer.name))([x, gate])
             return self.finish(out, y, layer.name)
         if isinstance(layer, QUANTIZED_AS_IS):
@@ -353,11 +354,11 @@ class _Rewriter:
 
     def activation(self, layer, y):
         """A conv/dense's built-in activation as its own quantised layer."""
-        y = self.quant(y, f"{layer.name}.pre_act") if _activation_name(layer) not in _RELU_NAMES else y
+        y = self.quant(y, child(layer.name, "pre_act")) if _activation_name(layer) not in _RELU_NAMES else y
         act = _activation_name(layer)
         if act == "hard_sigmoid":
-            return self.quant(QuantHardSigmoid(name=self.name(f"{layer.name}.act"))(y), layer.name, (0.0, 1.0))
-        y = L.Activation(layer.activation, name=self.name(f"{layer.name}.act"))(y)
+            return self.quant(QuantHardSigmoid(name=self.name(child(layer.name, "act")))(y), layer.name, (0.0, 1.0))
+        y = L.Activation(layer.activation, name=self.name(child(layer.name, "act")))(y)
         return self.quant(y, layer.name, FIXED_RANGES.get(act))
 
     def per_channel(self, layer, x, out, scale, offset=None, bn=None, trainable=True):
@@ -383,26 +384,26 @@ class _Rewriter:
         n, k = block.name, block.kernel_size
         p = (k - 1) // 2
         if p:
-            x = L.ZeroPadding2D(p, name=self.name(f"{n}.pad"))(x)
+            x = L.ZeroPadding2D(p, name=self.name(child(n, "pad")))(x)
         conv = QuantConv(block.filters, k, block.strides, "valid", depthwise=block.depthwise,
-                         use_bias=True, name=self.name(f"{n}.reparam_conv"))
+                         use_bias=True, name=self.name(child(n, "reparam_conv")))
         self.pending.append((conv, block.reparam_conv.get_weights))
         y = conv(x)
         if block.se_channels:
-            y = self.quant(y, f"{n}.reparam_conv")
-            s = self.quant(L.GlobalAveragePooling2D(keepdims=True, name=self.name(f"{n}.attn.pool"))(y),
-                           f"{n}.attn.pool")
+            y = self.quant(y, child(n, "reparam_conv"))
+            s = self.quant(L.GlobalAveragePooling2D(keepdims=True, name=self.name(child(n, "attn.pool")))(y),
+                           child(n, "attn.pool"))
             for fc, act in ((block.fc1, "relu"), (block.fc2, "sigmoid")):
-                q = QuantConv(fc.filters, 1, use_bias=True, name=self.name(f"{n}.attn.{fc.name.split('.')[-1]}"))
+                q = QuantConv(fc.filters, 1, use_bias=True, name=self.name(child(n, "attn." + to_timm_path(fc.name).split(".")[-1])))
                 self.pending.append((q, fc.get_weights))
                 s = q(s)
                 if act == "sigmoid":
                     s = self.quant(s, q.name)
-                s = L.Activation(act, name=self.name(f"{q.name}.act"))(s)
-                s = self.quant(s, f"{q.name}.act", FIXED_RANGES.get(act))
-            y = L.Multiply(name=self.name(f"{n}.attn.scale"))([y, s])
-        y = L.ReLU(name=self.name(f"{n}.act"))(y)
-        return self.quant(y, f"{n}.act")
+                s = L.Activation(act, name=self.name(child(q.name, "act")))(s)
+                s = self.quant(s, child(q.name, "act"), FIXED_RANGES.get(act))
+            y = L.Multiply(name=self.name(child(n, "attn.scale")))([y, s])
+        y = L.ReLU(name=self.name(child(n, "act")))(y)
+        return self.quant(y, child(n, "act"))
 
 
 def _bn_args(bn):

@@ -12,7 +12,9 @@ import warnings
 
 import keras
 
-# Dense layers that hold the ImageNet classes, by family (timm names): MobileNetV3/V4
+from keras_mobile.layers.naming import SEP, to_timm_path
+
+# Dense layers that hold the ImageNet classes, by family (timm module paths): MobileNetV3/V4
 # `classifier`, MobileOne `head.fc`, EfficientFormer `head` + distillation `head_dist`.
 CLASSIFIER_NAMES = ("classifier", "head.fc", "head", "head_dist")
 
@@ -20,7 +22,7 @@ CLASSIFIER_NAMES = ("classifier", "head.fc", "head", "head_dist")
 def classifier_layers(model):
     """The Dense layer(s) producing the class logits (see CLASSIFIER_NAMES)."""
     found = [layer for layer in model.layers
-             if isinstance(layer, keras.layers.Dense) and layer.name in CLASSIFIER_NAMES]
+             if isinstance(layer, keras.layers.Dense) and to_timm_path(layer.name) in CLASSIFIER_NAMES]
     if not found:
         raise ValueError(f"{model.name} has no classifier layer named one of {CLASSIFIER_NAMES}; "
                          f"was it built with include_top=False?")
@@ -84,17 +86,19 @@ def replace_classifier(model, num_classes):
 
 
 def freeze_backbone(model, trainable=None):
-    """Freezes every layer except the classifier (or the layer names in `trainable`).
+    """Freezes every layer except the classifier (or the layers in `trainable`: layer names
+    such as "head-fc" or their timm module paths such as "head.fc").
 
     Frozen BatchNormalization layers run in inference mode (Keras semantics), so their moving
     mean/variance are not updated. Returns the model; compile it afterwards.
     """
-    keep = set(trainable) if trainable is not None else {l.name for l in classifier_layers(model)}
-    unknown = keep - {layer.name for layer in model.layers}
+    names = trainable if trainable is not None else [l.name for l in classifier_layers(model)]
+    keep = {to_timm_path(n) for n in names}
+    unknown = keep - {to_timm_path(layer.name) for layer in model.layers}
     if unknown:
         raise ValueError(f"{model.name} has no layers named {sorted(unknown)}")
     for layer in model.layers:
-        layer.trainable = layer.name in keep
+        layer.trainable = to_timm_path(layer.name) in keep
     return model
 
 
@@ -102,8 +106,9 @@ def unfreeze(model, from_layer=None, freeze_batchnorm=True):
     """Makes layers trainable from `from_layer` on (all layers when None).
 
     Args:
-        from_layer: a layer name or a timm-path prefix ("blocks.4", "stages.3"): the first layer
-            whose name equals it or starts with it + "." and everything after it in the graph
+        from_layer: a layer name or a module-path prefix, as timm path ("blocks.4", "stages.3")
+            or layer name ("blocks-4"): the first layer whose timm path equals it or starts with
+            it + "." and everything after it in the graph
             become trainable; earlier layers keep their current state.
         freeze_batchnorm: keep BatchNormalization layers (also inside blocks such as MobileOne's)
             frozen, i.e. in inference mode with fixed statistics; usually better when
@@ -113,11 +118,12 @@ def unfreeze(model, from_layer=None, freeze_batchnorm=True):
     layers = model.layers
     start = 0
     if from_layer is not None:
+        prefix = to_timm_path(from_layer)
         matches = [i for i, l in enumerate(layers)
-                   if l.name == from_layer or l.name.startswith(from_layer + ".")]
+                   if to_timm_path(l.name) == prefix or to_timm_path(l.name).startswith(prefix + ".")]
         if not matches:
             raise ValueError(f"{model.name} has no layer named {from_layer!r} or starting with "
-                             f"{from_layer + '.'!r}")
+                             f"{from_layer + SEP!r}")
         start = matches[0]
     for layer in layers[start:]:
         layer.trainable = True

@@ -9,6 +9,7 @@ and scaled to `batch_size`: linearly for SGD, by the square root for AdamW.
 """
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -147,7 +148,7 @@ class Recipe:
                 raise ValueError("backbone_lr_scale needs keras.optimizers.MultiOptimizer "
                                  f"(Keras >= 3.15; this is {keras.__version__})")
             from keras_mobile.training.finetune import classifier_layers
-            head = "|".join(l.name.replace(".", r"\.") for l in classifier_layers(model))
+            head = "|".join(re.escape(l.name) for l in classifier_layers(model))
             opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(
                 self.optimizer(self.backbone_lr_scale), {f"({head})/.*": self.optimizer()}))
         model.compile(optimizer=opt, loss=self.loss(from_logits=_outputs_logits(model)),

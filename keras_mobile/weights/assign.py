@@ -1,5 +1,11 @@
-"""Maps Keras variables to timm keys by layer name (= timm module path) and assigns them."""
+"""Maps Keras variables to timm keys by layer name and assigns them.
+
+A layer's timm module path is `keras_mobile.layers.naming.to_timm_path(layer.name)`
+(`blocks-2-0-conv_dw` -> `blocks.2.0.conv_dw`); its keys are that path + "." + the parameter name.
+"""
 import keras
+
+from keras_mobile.layers.naming import to_timm_path
 
 from keras_mobile.weights.errors import WeightsError
 
@@ -23,16 +29,18 @@ def _iter_layers(model):
 
 
 def timm_keys(layer):
-    """[(keras variable, timm key)] for one layer. Custom layers define `timm_keys()`."""
+    """[(keras variable, timm key)] for one layer. Custom layers define `timm_keys()` returning
+    [(variable, key relative to the layer's module path)], e.g. (qkv.kernel, "qkv.weight")."""
+    path = to_timm_path(layer.name)
     if hasattr(layer, "timm_keys"):
-        return list(layer.timm_keys())
+        return [(v, f"{path}.{suffix}") for v, suffix in layer.timm_keys()]
     for cls, pairs in _BY_TYPE.items():
         if type(layer) is cls:
-            return [(getattr(layer, attr), f"{layer.name}.{suffix}") for attr, suffix in pairs
+            return [(getattr(layer, attr), f"{path}.{suffix}") for attr, suffix in pairs
                     if getattr(layer, attr, None) is not None]
     if layer.weights:
         # e.g. LayerScale: variables named after the timm parameter
-        return [(v, f"{layer.name}.{v.name}") for v in layer.weights]
+        return [(v, f"{path}.{v.name}") for v in layer.weights]
     return []
 
 

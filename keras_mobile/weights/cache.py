@@ -13,7 +13,7 @@ from safetensors.numpy import load_file, save_file
 
 from keras_mobile.weights.errors import WeightsError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: layer names use "-" (keras_mobile.layers.naming); entries of 1 are re-converted
 
 
 def cache_dir():

@@ -12,10 +12,10 @@ def _tiny():
     y = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv_stem")(x)
     y = keras.layers.BatchNormalization(name="bn1")(y)
     for i in range(2):   # two identical residual blocks -> one LUT entry
-        h = keras.layers.Conv2D(8, 1, name=f"blocks.0.{i}.conv_pw")(y)
-        h = keras.layers.ReLU(name=f"blocks.0.{i}.act")(h)
-        h = keras.layers.DepthwiseConv2D(3, padding="same", name=f"blocks.0.{i}.conv_dw")(h)
-        y = keras.layers.Add(name=f"blocks.0.{i}.add")([y, h])
+        h = keras.layers.Conv2D(8, 1, name=f"blocks-0-{i}-conv_pw")(y)
+        h = keras.layers.ReLU(name=f"blocks-0-{i}-act")(h)
+        h = keras.layers.DepthwiseConv2D(3, padding="same", name=f"blocks-0-{i}-conv_dw")(h)
+        y = keras.layers.Add(name=f"blocks-0-{i}-add")([y, h])
     y = keras.layers.GlobalAveragePooling2D(name="global_pool")(y)
     y = keras.layers.Dense(4, name="classifier")(y)
     return keras.Model(x, y, name="tiny")
@@ -26,6 +26,7 @@ def test_block_names():
     assert lt.block_of("stages.1.blocks.3.mlp.fc1") == "stages.1.blocks.3"
     assert lt.block_of("stages.0.downsample.conv") == "stages.0.downsample"
     assert lt.block_of("conv_stem") == "conv_stem"
+    assert lt.block_of("blocks-2-0-dw_mid-conv") == "blocks.2.0"          # layer-name form
 
 
 def test_blocks_and_shared_keys():

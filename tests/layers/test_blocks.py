@@ -109,7 +109,7 @@ def test_layer_scale_and_config_round_trip():
 def test_squeeze_excite_gates_channels():
     x = keras.Input((4, 4, 8))
     m = keras.Model(x, L.squeeze_excite(x, 4, gate="hard_sigmoid", name="se"))
-    for name in ("se.conv_reduce", "se.conv_expand"):
+    for name in ("se-conv_reduce", "se-conv_expand"):
         layer = m.get_layer(name)
         layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
     # zero weights -> gate = hard_sigmoid(0) = 0.5 everywhere
