@@ -41,8 +41,9 @@ def clean_cache(tmp_path, monkeypatch):
 
 
 def cache_entries():
+    """Files of the converted cache (the .locks folder aside)."""
     d = cache.cache_dir()
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+    return sorted(n for n in os.listdir(d) if n != ".locks") if os.path.isdir(d) else []
 
 
 def same_outputs(a, b):
@@ -56,14 +57,16 @@ def test_imagenet_downloads_converts_and_caches(hub, checkpoint, monkeypatch):
     model = build("imagenet")
     assert same_outputs(model, source) == 0.0
     assert cache_entries() == [f"{INFO.cache_name}.json", f"{INFO.cache_name}.safetensors"]
-    # second call: no network (the endpoint is now a closed port) and no conversion
+    # second call: one HEAD (is the hub's file still the cached one?), no download, no conversion
     n = len(hub.requests)
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     import keras_mobile.weights.loader as loader
     monkeypatch.setattr(loader.convert, "to_keras_layout", lambda *a, **k: pytest.fail("converted again"))
     again = build("imagenet")
-    assert len(hub.requests) == n
+    assert hub.requests[n:] == [("HEAD", hub.path(INFO.hf_hub_id))]
     assert same_outputs(again, source) == 0.0
+    # hub unreachable (closed port): the cached conversion is served
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    assert same_outputs(build("imagenet"), source) == 0.0
 
 
 def test_include_top_false_loads_trunk_from_full_checkpoint(hub, checkpoint):
@@ -78,11 +81,11 @@ def test_named_tag_fetches_that_repo(hub, checkpoint):
     data, _ = checkpoint
     info = registry.resolve("mobilenetv4_conv_small", "e1200_r224_in1k")
     assert info.hf_hub_id == "timm/mobilenetv4_conv_small.e1200_r224_in1k"
-    path = hub.add(info.hf_hub_id, data)
+    commit = hub.add(info.hf_hub_id, data)
     # a MobileNetV3 file under a MobileNetV4 name: fetched from the tag's repo, then rejected
     with pytest.raises(WeightsError, match="does not match"):
         keras_mobile.MobileNetV4ConvS(weights="e1200_r224_in1k", input_shape=SHAPE)
-    assert ("GET", path) in hub.requests
+    assert ("GET", hub.path(info.hf_hub_id, commit)) in hub.requests
     assert cache_entries() == []
 
 
@@ -94,8 +97,8 @@ def test_404_is_a_clear_error_and_caches_nothing(hub):
 
 def test_truncated_download_is_rejected(hub, checkpoint):
     data, _ = checkpoint
-    path = hub.add(INFO.hf_hub_id, data)
-    hub.truncate[path] = len(data) // 2
+    commit = hub.add(INFO.hf_hub_id, data)
+    hub.truncate[hub.path(INFO.hf_hub_id, commit)] = len(data) // 2
     with pytest.raises(WeightsError):
         build("imagenet")
     assert cache_entries() == []
