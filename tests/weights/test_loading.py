@@ -8,47 +8,7 @@ import pytest
 import keras_mobile
 from keras_mobile.weights import WeightsError, cache, registry
 
-from tests.weights.checkpoints import timm_checkpoint_bytes
-from tests.weights.hub_server import HubServer
-
-ARCH = "mobilenetv3_small_100"
-INFO = registry.resolve(ARCH, "imagenet")
-SHAPE = (96, 96, 3)  # weights do not depend on the input size; small = fast
-
-
-def build(weights, **kw):
-    return keras_mobile.MobileNetV3Small(weights=weights, input_shape=SHAPE, classifier_activation=None, **kw)
-
-
-@pytest.fixture(scope="module")
-def checkpoint():
-    """(timm-format safetensors bytes, the Keras model that holds exactly those weights)."""
-    source = build(None)
-    return timm_checkpoint_bytes(source), source
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    with HubServer() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-
-
-def cache_entries():
-    """Files of the converted cache (the .locks folder aside)."""
-    d = cache.cache_dir()
-    return sorted(n for n in os.listdir(d) if n != ".locks") if os.path.isdir(d) else []
-
-
-def same_outputs(a, b):
-    x = np.random.default_rng(0).uniform(0, 255, (2,) + SHAPE).astype("float32")
-    return np.abs(np.asarray(a(x)) - np.asarray(b(x))).max()
+from tests.weights.checkpoints import INFO, SHAPE, build, cache_entries, same_outputs
 
 
 def test_imagenet_downloads_converts_and_caches(hub, checkpoint, monkeypatch):
