@@ -45,7 +45,14 @@ def load_weights(model, timm_name, weights, include_top=True, progress=True):
         assign(model, tensors, weights, strict=strict)
         return model
 
-    info = registry.resolve(timm_name, weights)
+    _load_from_hub(model, registry.resolve(timm_name, weights), strict, progress)
+    return model
+
+
+def _load_from_hub(model, info, strict, progress):
+    """Cached conversion if it matches the hub's file (or the hub is offline/unreachable);
+    otherwise download (sha256-verified), convert, assign, cache. Under the entry's file lock,
+    so concurrent processes download and convert once."""
     remote = remote_error = None
     if not hub.offline():
         try:
@@ -56,7 +63,7 @@ def load_weights(model, timm_name, weights, include_top=True, progress=True):
         entry = cache.read(info.cache_name)
         if entry is not None and (remote is None or entry.is_current(remote)):
             assign(model, entry.tensors, entry.path, strict=strict)
-            return model
+            return
         if remote_error is not None:
             raise remote_error
         path, source_sha256 = hub.download(info, remote)
@@ -68,14 +75,14 @@ def load_weights(model, timm_name, weights, include_top=True, progress=True):
         tensors = convert.to_keras_layout(raw, progress=progress, desc=f"converting {info.cache_name}")
         # assign first: a file of the wrong architecture raises here and never reaches the cache
         assign(model, tensors, f"{path} ({info.hf_hub_id})", strict=strict)
-        try:
-            if lock_error is not None:
-                raise lock_error
-            cache.write(info.cache_name, tensors, source_sha256=source_sha256,
-                        revision=remote.revision if remote is not None else None)
-        except OSError as e:
+        error = lock_error
+        if error is None:
+            try:
+                cache.write(info.cache_name, tensors, source_sha256=source_sha256,
+                            revision=remote.revision if remote is not None else None)
+            except OSError as e:
+                error = e
+        if error is not None:  # the weights are loaded: an unwritable cache costs only a re-conversion
             warnings.warn(f"keras_mobile: the converted weights could not be cached in {cache.cache_dir()} "
-                          f"({type(e).__name__}: {e}); they were loaded in memory and will be converted "
-                          f"again next time. Set KERAS_HOME to a writable folder to cache them.",
-                          stacklevel=3)
-    return model
+                          f"({type(error).__name__}: {error}); they were loaded in memory and will be converted "
+                          f"again next time. Set KERAS_HOME to a writable folder to cache them.", stacklevel=4)
