@@ -1,10 +1,34 @@
 """Builds timm-format checkpoints from Keras models (the inverse of weights/convert.py), so
 weight-loading tests need neither torch nor the network."""
+import os
+
 import keras
 import numpy as np
 from safetensors.numpy import save
 
+import keras_mobile
+from keras_mobile.weights import cache, registry
 from keras_mobile.weights.assign import _iter_layers, timm_keys
+
+ARCH = "mobilenetv3_small_100"
+INFO = registry.resolve(ARCH, "imagenet")
+SHAPE = (96, 96, 3)  # weights do not depend on the input size; small = fast
+
+
+def build(weights, **kw):
+    return keras_mobile.MobileNetV3Small(weights=weights, input_shape=SHAPE, classifier_activation=None, **kw)
+
+
+def cache_entries():
+    """Files of the converted cache (the .locks folder aside)."""
+    d = cache.cache_dir()
+    return sorted(n for n in os.listdir(d) if n != ".locks") if os.path.isdir(d) else []
+
+
+def same_outputs(a, b):
+    """Max |difference| of two models' outputs on a fixed random batch."""
+    x = np.random.default_rng(0).uniform(0, 255, (2,) + SHAPE).astype("float32")
+    return np.abs(np.asarray(a(x)) - np.asarray(b(x))).max()
 
 
 def to_timm_layout(key, array, depthwise=False):

@@ -8,46 +8,7 @@ import pytest
 import keras_mobile
 from keras_mobile.weights import WeightsError, cache, registry
 
-from tests.weights.checkpoints import timm_checkpoint_bytes
-from tests.weights.hub_server import HubServer
-
-ARCH = "mobilenetv3_small_100"
-INFO = registry.resolve(ARCH, "imagenet")
-SHAPE = (96, 96, 3)  # weights do not depend on the input size; small = fast
-
-
-def build(weights, **kw):
-    return keras_mobile.MobileNetV3Small(weights=weights, input_shape=SHAPE, classifier_activation=None, **kw)
-
-
-@pytest.fixture(scope="module")
-def checkpoint():
-    """(timm-format safetensors bytes, the Keras model that holds exactly those weights)."""
-    source = build(None)
-    return timm_checkpoint_bytes(source), source
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    with HubServer() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-
-
-def cache_entries():
-    d = cache.cache_dir()
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
-
-
-def same_outputs(a, b):
-    x = np.random.default_rng(0).uniform(0, 255, (2,) + SHAPE).astype("float32")
-    return np.abs(np.asarray(a(x)) - np.asarray(b(x))).max()
+from tests.weights.checkpoints import INFO, SHAPE, build, cache_entries, same_outputs
 
 
 def test_imagenet_downloads_converts_and_caches(hub, checkpoint, monkeypatch):
@@ -56,14 +17,16 @@ def test_imagenet_downloads_converts_and_caches(hub, checkpoint, monkeypatch):
     model = build("imagenet")
     assert same_outputs(model, source) == 0.0
     assert cache_entries() == [f"{INFO.cache_name}.json", f"{INFO.cache_name}.safetensors"]
-    # second call: no network (the endpoint is now a closed port) and no conversion
+    # second call: one HEAD (is the hub's file still the cached one?), no download, no conversion
     n = len(hub.requests)
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     import keras_mobile.weights.loader as loader
     monkeypatch.setattr(loader.convert, "to_keras_layout", lambda *a, **k: pytest.fail("converted again"))
     again = build("imagenet")
-    assert len(hub.requests) == n
+    assert hub.requests[n:] == [("HEAD", hub.path(INFO.hf_hub_id))]
     assert same_outputs(again, source) == 0.0
+    # hub unreachable (closed port): the cached conversion is served
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    assert same_outputs(build("imagenet"), source) == 0.0
 
 
 def test_include_top_false_loads_trunk_from_full_checkpoint(hub, checkpoint):
@@ -78,11 +41,11 @@ def test_named_tag_fetches_that_repo(hub, checkpoint):
     data, _ = checkpoint
     info = registry.resolve("mobilenetv4_conv_small", "e1200_r224_in1k")
     assert info.hf_hub_id == "timm/mobilenetv4_conv_small.e1200_r224_in1k"
-    path = hub.add(info.hf_hub_id, data)
+    commit = hub.add(info.hf_hub_id, data)
     # a MobileNetV3 file under a MobileNetV4 name: fetched from the tag's repo, then rejected
     with pytest.raises(WeightsError, match="does not match"):
         keras_mobile.MobileNetV4ConvS(weights="e1200_r224_in1k", input_shape=SHAPE)
-    assert ("GET", path) in hub.requests
+    assert ("GET", hub.path(info.hf_hub_id, commit)) in hub.requests
     assert cache_entries() == []
 
 
@@ -94,8 +57,8 @@ def test_404_is_a_clear_error_and_caches_nothing(hub):
 
 def test_truncated_download_is_rejected(hub, checkpoint):
     data, _ = checkpoint
-    path = hub.add(INFO.hf_hub_id, data)
-    hub.truncate[path] = len(data) // 2
+    commit = hub.add(INFO.hf_hub_id, data)
+    hub.truncate[hub.path(INFO.hf_hub_id, commit)] = len(data) // 2
     with pytest.raises(WeightsError):
         build("imagenet")
     assert cache_entries() == []

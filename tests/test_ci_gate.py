@@ -1,0 +1,81 @@
+"""tests/ci_gate.py in a child pytest: under CI=true a missing dependency fails the run, without
+CI it skips with the reason; the up-front check names missing or mismatched requirements."""
+import pytest
+
+pytest_plugins = "pytester"
+
+GATED_CONFTEST = "from tests.ci_gate import pytest_make_collect_report, pytest_runtest_makereport, pytest_sessionstart\n"
+ABSENT = "keras_mobile_absent_module"
+
+
+@pytest.fixture
+def child(pytester, monkeypatch):
+    pytester.makeconftest(GATED_CONFTEST)
+    pytester.makepyfile(
+        test_deps=f"""
+        import pytest
+
+        def test_needs_absent_module():
+            pytest.importorskip("{ABSENT}")
+
+        def test_needs_timm_fixture(monkeypatch):
+            import tests.timm_fixture as fixture
+            monkeypatch.setattr(fixture, "MISSING_TIMM", ["torch"])
+            fixture.make_fixture("mobilenetv3_small_100")
+
+        def test_skips_for_another_reason():
+            pytest.skip("needs a GPU")
+
+        @pytest.mark.xfail(reason="known bug")
+        def test_xfail():
+            assert False
+
+        def test_passes():
+            pass
+        """,
+        test_module_dep=f"""
+        import pytest
+        pytest.importorskip("{ABSENT}")
+
+        def test_never_collected():
+            pass
+        """)
+    monkeypatch.delenv("CI", raising=False)
+    return pytester
+
+
+def test_without_ci_missing_dependencies_skip_with_the_reason(child):
+    result = child.runpytest_subprocess("-ra", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=4, xfailed=1)
+    result.stdout.fnmatch_lines([f"*could not import '{ABSENT}'*", "*torch not installed*", "*needs a GPU*"])
+    assert result.ret == 0
+
+
+@pytest.mark.parametrize("value", ["true", "1"])
+def test_under_ci_missing_dependencies_fail(child, monkeypatch, value):
+    monkeypatch.setenv("CI", value)
+    result = child.runpytest_subprocess("-ra", "-p", "no:cacheprovider", "--continue-on-collection-errors")
+    # the two test-level skips fail, the module-level one is a collection error (which alone stops
+    # a run without --continue-on-collection-errors); the GPU skip stays a skip
+    result.assert_outcomes(passed=1, skipped=1, failed=2, errors=1, xfailed=1)
+    result.stdout.fnmatch_lines([f"*CI=true: a test dependency is missing*could not import '{ABSENT}'*",
+                                 "*CI=true: a test dependency is missing*torch not installed*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_under_ci_an_incomplete_test_extra_stops_the_session(child, monkeypatch):
+    child.makefile(".toml", pyproject="""
+        [project]
+        name = "x"
+        dependencies = ["pytest>=8"]
+        [project.optional-dependencies]
+        test = ["keras-mobile-absent-dist>=1", "pytest<1", "numpy>=1; extra == 'other'"]
+        """)
+    monkeypatch.setenv("CI", "true")
+    result = child.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*test dependencies are missing*keras-mobile-absent-dist>=1 (not installed)"
+                                 "; pytest<1 (found *)*"])
+    assert "numpy" not in result.stdout.str()  # another extra's requirement is not asked for
+    monkeypatch.delenv("CI")
+    child.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=4, xfailed=1)
