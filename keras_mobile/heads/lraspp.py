@@ -35,18 +35,23 @@ class LRASPPModel(keras.Model):
                                       training=False).numpy(), -1))
         return np.concatenate(out)
 
-    def export_tflite(self, path, quantize=None, representative_images=None, metadata=None):
-        """Write a .tflite of the logits (float32, or int8 with float I/O). metadata: None, True or
-        a dict of `keras_mobile.tflite.metadata.add_metadata` arguments (labels, ...): segmenter
-        metadata for MediaPipe Tasks (softmax activation over the logits)."""
-        from keras_mobile.heads.tflite_util import convert, metadata_args
-        shape = (1,) + tuple(self.inputs[0].shape[1:])
+    def export_tflite(self, path, quantization=None, representative_data=None, metadata=None,
+                      labels=None, **export_kwargs):
+        """Writes a .tflite of the logits through `keras_mobile.tflite.export` and returns its
+        report (`TFLiteReport`; the file is `report.path`).
 
-        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
-        def serve(images):
-            return self(images, training=False)
-        return convert(serve, self, path, quantize, representative_images,
-                       metadata=metadata_args(metadata, self.name, "segmenter"))
+        Args:
+            quantization, representative_data: as in `export` ("float32", "float16",
+                "dynamic", "int8"; int8 has a uint8 image input by default).
+            metadata, labels: segmenter metadata for MediaPipe Tasks (True or a dict of
+                `add_metadata` arguments; softmax over the logits; labels: class names).
+            **export_kwargs: any other `export` argument (input_dtype, output_dtype,
+                num_calibration_steps, target="edgetpu", progress).
+        """
+        from keras_mobile.heads.tflite_export import export_head
+        return export_head(self, self.outputs[0], path, "segmenter", metadata, labels,
+                           quantization=quantization, representative_data=representative_data,
+                           **export_kwargs)
 
 
 def LRASPP(backbone="MobileNetV3Large", num_classes=21, input_shape=(512, 512, 3),

@@ -108,7 +108,7 @@ def write_atomic(path, data):
 
 def export(model, path, quantization=None, representative_data=None, input_dtype=None,
            output_dtype=None, num_calibration_steps=100, batch_size=1, metadata=None, labels=None,
-           target=None, progress=True):
+           target=None, progress=True, allow_custom_ops=False):
     """Exports `model` to `path` and returns an inspection report (`TFLiteReport`).
 
     Args:
@@ -133,6 +133,8 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         target: None, or "edgetpu": full int8 with uint8 input and output, batch 1, Edge TPU-
             friendly lowerings (`edgetpu_lowering`), and the offline Edge TPU analysis in
             `report.extra["edgetpu"]`.
+        allow_custom_ops: keep TensorFlow functions that declare a TFLite custom op (the
+            detector heads' TFLite_Detection_PostProcess) as that op.
     """
     if target not in (None, "edgetpu"):
         raise ValueError(f"target must be None or 'edgetpu', got {target!r}")
@@ -156,6 +158,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     t0 = time.time()
     conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
                          num_calibration_steps, batch_size, progress)
+    conv.allow_custom_ops = allow_custom_ops
     data = conv.convert()
     seconds = time.time() - t0
     if metadata is not None:
