@@ -36,6 +36,7 @@ class SSDLiteModel(keras.Model):
 
     def __init__(self, *args, anchors=None, num_classes=None, class_loss="focal",
                  box_loss="smooth_l1", box_weight=1.0, **kwargs):
+        losses.check_loss_names(class_loss, box_loss)
         super().__init__(*args, **kwargs)
         self.anchors = np.asarray(anchors, np.float32)
         self.num_classes = num_classes
@@ -54,7 +55,7 @@ class SSDLiteModel(keras.Model):
             cl = losses.hard_negative_ce(cls_t, cls_p)
         if self.box_loss == "smooth_l1":
             bl = losses.smooth_l1(box_t, box_p, cls_t)
-        else:
+        else:                                    # "giou" (names checked in __init__)
             bl = losses.giou_loss(box_t, box_p, cls_t, self.anchors)
         return (tf.reduce_sum(cl) + self.box_weight * tf.reduce_sum(bl)) / num_pos
 
@@ -100,14 +101,18 @@ class SSDLiteModel(keras.Model):
             return export_head(self, [boxes, classes], path, "detector", metadata, labels,
                                quantization=quantization, representative_data=representative_data,
                                **export_kwargs)
-        if export_kwargs.get("output_dtype") not in (None, "float32"):
+        # the op's outputs (boxes, class ids, scores, count) are float32 on every target, Edge TPU
+        # included (as in Coral's detectors): quantizing class ids and counts would blur them
+        output_dtype = export_kwargs.pop("output_dtype", None)
+        if output_dtype not in (None, "float32"):
             raise ValueError("the TFLite_Detection_PostProcess outputs are float32; output_dtype="
-                             f"{export_kwargs['output_dtype']!r} needs postprocess_op=False")
+                             f"{output_dtype!r} needs postprocess_op=False")
         post = DetectionPostProcess(self.anchors, self.num_classes, max_detections, score_threshold,
                                     iou_threshold, name="postprocess")
         return export_head(self, list(post(boxes, classes)), path, "detector", metadata, labels,
                            allow_custom_ops=True, quantization=quantization,
-                           representative_data=representative_data, **export_kwargs)
+                           representative_data=representative_data, output_dtype="float32",
+                           **export_kwargs)
 
 
 def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 3),
@@ -128,6 +133,7 @@ def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 
         class_loss: "focal" or "hard_negative"; box_loss: "smooth_l1" or "giou".
     Inputs are raw [0, 255] pixels (the backbone's preprocessing is built in).
     """
+    losses.check_loss_names(class_loss, box_loss)
     levels = levels or ("P4_expanded", "P5")
     feats = feature_extractor(backbone, levels=levels, weights=backbone_weights,
                               input_shape=input_shape, **backbone_kwargs)
