@@ -47,9 +47,17 @@ def test_heads_build_on_every_family(backbone):
     out = det(np.zeros((1, s, s, 3), np.float32))
     assert out["boxes"].shape == (1, len(det.anchors), 4)
     assert out["classes"].shape == (1, len(det.anchors), 3)
-    seg = LRASPP(backbone, num_classes=4, input_shape=(s, s, 3),
-                 output_stride=32 if backbone.startswith("EfficientFormer") else 16)
+    seg = LRASPP(backbone, num_classes=4, input_shape=(s, s, 3))   # the backbone's best stride
     assert seg(np.zeros((1, s, s, 3), np.float32)).shape == (1, s, s, 4)
+    stride = s // seg.get_layer("lraspp.cbr.conv").input.shape[1]
+    assert stride == (32 if backbone.startswith("EfficientFormer") else 16)   # atrous where supported
+
+
+def test_lraspp_output_stride_errors():
+    with pytest.raises(ValueError, match="output_stride must be None, 16 or 32, got 8"):
+        LRASPP("MobileNetV3Small", output_stride=8)
+    with pytest.raises(ValueError, match="EfficientFormer supports output_stride=32 only"):
+        LRASPP("EfficientFormerL1", num_classes=3, input_shape=(224, 224, 3), output_stride=16)
 
 
 def test_ssdlite_train_step_lowers_loss():
