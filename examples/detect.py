@@ -95,14 +95,12 @@ def main(argv=None):
 
     pngs = []
     if not args.no_tflite:
-        from keras_mobile.heads.tflite_util import run
-        path = model.export_tflite(os.path.join(args.out, "ssdlite_int8.tflite"), quantize="int8",
-                                   representative_images=x[:64], score_threshold=0.05)
-        outs = run(path, xt)
-        tdets = {"boxes": np.concatenate([o[0] for o in outs]),
-                 "classes": np.concatenate([o[1] for o in outs]),
-                 "scores": np.concatenate([o[2] for o in outs]),
-                 "num_detections": np.concatenate([o[3] for o in outs])}
+        from keras_mobile.tflite import run_tflite
+        report = model.export_tflite(os.path.join(args.out, "ssdlite_int8.tflite"),
+                                     quantization="int8", representative_data=x[:64],
+                                     score_threshold=0.05, progress=False)
+        path = report.path
+        tdets = dict(zip(("boxes", "classes", "scores", "num_detections"), run_tflite(path, xt)))
         result["tflite_int8"] = detection_map(tdets, test["boxes"], test["classes"], len(names))
         result["tflite_path"] = path
         print("tflite int8:", result["tflite_int8"])

@@ -81,9 +81,10 @@ def main(argv=None):
               "keras_mIoU": mean_iou(pred, test["masks"], num_classes)}
     print("keras mIoU:", result["keras_mIoU"])
     if not args.no_tflite:
-        from keras_mobile.heads.tflite_util import run
-        path = model.export_tflite(os.path.join(args.out, "lraspp_int8.tflite"), "int8", x[:64])
-        pred = np.concatenate([np.argmax(o[0], -1) for o in run(path, xt)])
+        from keras_mobile.tflite import run_tflite
+        path = model.export_tflite(os.path.join(args.out, "lraspp_int8.tflite"), quantization="int8",
+                                   representative_data=x[:64], progress=False).path
+        pred = np.argmax(run_tflite(path, xt), -1)
         result["tflite_int8_mIoU"] = mean_iou(pred, test["masks"], num_classes)
         result["tflite_path"] = path
         print("tflite int8 mIoU:", result["tflite_int8_mIoU"])

@@ -1,6 +1,17 @@
 """Detection losses on assigned targets (see matching.assign)."""
 import tensorflow as tf
 
+CLASS_LOSSES = ("focal", "hard_negative")
+BOX_LOSSES = ("smooth_l1", "giou")
+
+
+def check_loss_names(class_loss, box_loss):
+    """ValueError naming the argument when a loss name is not one of the known ones."""
+    if class_loss not in CLASS_LOSSES:
+        raise ValueError(f"class_loss must be one of {CLASS_LOSSES}, got {class_loss!r}")
+    if box_loss not in BOX_LOSSES:
+        raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
+
 
 def sigmoid_focal_loss(class_targets, logits, alpha=0.25, gamma=2.0):
     """Per-anchor focal loss summed over classes; ignored anchors (-2) give 0. [B, N]."""

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_mobile.applications.features import feature_extractor
+from keras_mobile.applications.features import feature_extractor, pyramid_outputs
 from keras_mobile.layers.naming import to_layer_name
 
 
@@ -36,35 +36,58 @@ class LRASPPModel(keras.Model):
                                       training=False).numpy(), -1))
         return np.concatenate(out)
 
-    def export_tflite(self, path, quantize=None, representative_images=None, metadata=None):
-        """Write a .tflite of the logits (float32, or int8 with float I/O). metadata: None, True or
-        a dict of `keras_mobile.tflite.metadata.add_metadata` arguments (labels, ...): segmenter
-        metadata for MediaPipe Tasks (softmax activation over the logits)."""
-        from keras_mobile.heads.tflite_util import convert, metadata_args
-        shape = (1,) + tuple(self.inputs[0].shape[1:])
+    def export_tflite(self, path, quantization=None, representative_data=None, metadata=None,
+                      labels=None, **export_kwargs):
+        """Writes a .tflite of the logits through `keras_mobile.tflite.export` and returns its
+        report (`TFLiteReport`; the file is `report.path`).
 
-        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
-        def serve(images):
-            return self(images, training=False)
-        return convert(serve, self, path, quantize, representative_images,
-                       metadata=metadata_args(metadata, self.name, "segmenter"))
+        Args:
+            quantization, representative_data: as in `export` ("float32", "float16",
+                "dynamic", "int8"; int8 has a uint8 image input by default).
+            metadata, labels: segmenter metadata for MediaPipe Tasks (True or a dict of
+                `add_metadata` arguments; softmax over the logits; labels: class names).
+            **export_kwargs: any other `export` argument (input_dtype, output_dtype,
+                num_calibration_steps, target="edgetpu", progress).
+        """
+        from keras_mobile.heads.tflite_export import export_head
+        return export_head(self, self.outputs[0], path, "segmenter", metadata, labels,
+                           quantization=quantization, representative_data=representative_data,
+                           **export_kwargs)
 
 
 def LRASPP(backbone="MobileNetV3Large", num_classes=21, input_shape=(512, 512, 3),
-           backbone_weights=None, output_stride=16, inter_channels=128, name=None,
+           backbone_weights=None, output_stride=None, inter_channels=128, name=None,
            **backbone_kwargs):
     """LR-ASPP on a keras_mobile backbone.
 
-    The 1/16 features (the atrous last stage with output_stride=16; with output_stride=32 the
-    1/32 map) go through 1x1 conv + BN + ReLU gated by a global-pool 1x1 conv + sigmoid,
-    are bilinearly upsampled to 1/8 and classified by a 1x1 conv; the 1/8 skip gets its own
-    1x1 classifier; the sum is upsampled to the input size. Output: logits [B, H, W, classes].
-    Inputs are raw [0, 255] pixels.
+    The high-level features (the atrous last stage at 1/16 with output_stride=16; the 1/32 map
+    with output_stride=32) go through 1x1 conv + BN + ReLU gated by a global-pool 1x1 conv +
+    sigmoid, are bilinearly upsampled to 1/8 and classified by a 1x1 conv; the 1/8 skip gets
+    its own 1x1 classifier; the sum is upsampled to the input size. Output: logits
+    [B, H, W, classes]. Inputs are raw [0, 255] pixels.
+
+    output_stride: 16, 32, or None (default) for the backbone's best supported stride: 16
+    where its family can make the last stage atrous (MobileNetV3/V4, MobileOne), else 32
+    (EfficientFormer). For a built backbone model the stride it was built with is used.
     """
-    high_level = "P4" if output_stride == 16 else "P5"
-    feats = feature_extractor(backbone, levels=("P3", high_level), weights=backbone_weights,
-                              input_shape=input_shape, output_stride=output_stride,
-                              **backbone_kwargs)
+    if output_stride not in (None, 16, 32):
+        raise ValueError(f"output_stride must be None, 16 or 32, got {output_stride!r}")
+    if isinstance(backbone, keras.Model):
+        high_level = {16: "P4", 32: "P5"}.get(output_stride) or (
+            "P5" if "P5" in pyramid_outputs(backbone) else "P4")
+        feats = feature_extractor(backbone, levels=("P3", high_level))
+    else:
+        strides = (16, 32) if output_stride is None else (output_stride,)
+        for i, stride in enumerate(strides):
+            high_level = "P4" if stride == 16 else "P5"
+            try:
+                feats = feature_extractor(backbone, levels=("P3", high_level), weights=backbone_weights,
+                                          input_shape=input_shape, output_stride=stride,
+                                          **backbone_kwargs)
+                break
+            except ValueError as e:        # a family without an atrous variant refuses 16
+                if i + 1 == len(strides) or "output_stride" not in str(e):
+                    raise
     inputs = feats.inputs[0]
     f = feats(inputs)
     low, high = f["P3"], f[high_level]

@@ -37,6 +37,7 @@ class SSDLiteModel(keras.Model):
 
     def __init__(self, *args, anchors=None, num_classes=None, class_loss="focal",
                  box_loss="smooth_l1", box_weight=1.0, **kwargs):
+        losses.check_loss_names(class_loss, box_loss)
         super().__init__(*args, **kwargs)
         self.anchors = np.asarray(anchors, np.float32)
         self.num_classes = num_classes
@@ -55,7 +56,7 @@ class SSDLiteModel(keras.Model):
             cl = losses.hard_negative_ce(cls_t, cls_p)
         if self.box_loss == "smooth_l1":
             bl = losses.smooth_l1(box_t, box_p, cls_t)
-        else:
+        else:                                    # "giou" (names checked in __init__)
             bl = losses.giou_loss(box_t, box_p, cls_t, self.anchors)
         return (tf.reduce_sum(cl) + self.box_weight * tf.reduce_sum(bl)) / num_pos
 
@@ -76,32 +77,43 @@ class SSDLiteModel(keras.Model):
                                         score_threshold, iou_threshold, max_detections))
         return {k: np.concatenate([o[k].numpy() for o in outs]) for k in outs[0]}
 
-    def export_tflite(self, path, quantize=None, representative_images=None, postprocess_op=True,
-                      score_threshold=0.3, iou_threshold=0.5, max_detections=20, metadata=None):
-        """Write a .tflite file. With postprocess_op the graph ends in the
-        TFLite_Detection_PostProcess custom op (outputs boxes, classes, scores, count);
-        otherwise its outputs are the raw head outputs (box codes, class logits).
-        quantize: None (float32) or "int8" (int8 weights/activations, float input/output).
-        metadata: None, True or a dict of `keras_mobile.tflite.metadata.add_metadata` arguments
-        (labels, ...): object-detector metadata for MediaPipe Tasks (needs postprocess_op)."""
-        from keras_mobile.heads.tflite_util import convert, metadata_args
-        anchors = tf.constant(self.anchors)
-        shape = (1,) + tuple(self.inputs[0].shape[1:])
-        if postprocess_op:
-            post = postprocess.tflite_postprocess_fn(self.num_classes, max_detections,
-                                                     score_threshold, iou_threshold)
+    def export_tflite(self, path, quantization=None, representative_data=None, postprocess_op=True,
+                      score_threshold=0.3, iou_threshold=0.5, max_detections=20, metadata=None,
+                      labels=None, **export_kwargs):
+        """Writes a .tflite file through `keras_mobile.tflite.export` and returns its report
+        (`TFLiteReport`; the file is `report.path`).
 
-            @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
-            def serve(images):
-                raw = self(images, training=False)
-                return post(raw["boxes"], tf.sigmoid(raw["classes"]), anchors)
-        else:
-            @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
-            def serve(images):
-                raw = self(images, training=False)
-                return raw["boxes"], raw["classes"]
-        return convert(serve, self, path, quantize, representative_images, allow_custom_ops=postprocess_op,
-                       metadata=metadata_args(metadata, self.name, "detector"))
+        With postprocess_op the graph ends in the TFLite_Detection_PostProcess custom op
+        (outputs boxes, classes, scores, count; float32, computed on the CPU) with the same
+        decoding and NMS as `predict_detections`; otherwise the outputs are the raw head outputs
+        (box codes, class logits).
+
+        Args:
+            quantization, representative_data: as in `export` ("float32", "float16",
+                "dynamic", "int8"; int8 has a uint8 image input by default).
+            metadata, labels: object-detector metadata for MediaPipe Tasks (True or a dict of
+                `add_metadata` arguments; labels: class names). Needs postprocess_op.
+            **export_kwargs: any other `export` argument (input_dtype, output_dtype,
+                num_calibration_steps, target="edgetpu", progress).
+        """
+        from keras_mobile.heads.tflite_export import DetectionPostProcess, export_head
+        boxes, classes = self.output["boxes"], self.output["classes"]
+        if not postprocess_op:
+            return export_head(self, [boxes, classes], path, "detector", metadata, labels,
+                               quantization=quantization, representative_data=representative_data,
+                               **export_kwargs)
+        # the op's outputs (boxes, class ids, scores, count) are float32 on every target, Edge TPU
+        # included (as in Coral's detectors): quantizing class ids and counts would blur them
+        output_dtype = export_kwargs.pop("output_dtype", None)
+        if output_dtype not in (None, "float32"):
+            raise ValueError("the TFLite_Detection_PostProcess outputs are float32; output_dtype="
+                             f"{output_dtype!r} needs postprocess_op=False")
+        post = DetectionPostProcess(self.anchors, self.num_classes, max_detections, score_threshold,
+                                    iou_threshold, name="postprocess")
+        return export_head(self, list(post(boxes, classes)), path, "detector", metadata, labels,
+                           allow_custom_ops=True, quantization=quantization,
+                           representative_data=representative_data, output_dtype="float32",
+                           **export_kwargs)
 
 
 def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 3),
@@ -122,6 +134,7 @@ def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 
         class_loss: "focal" or "hard_negative"; box_loss: "smooth_l1" or "giou".
     Inputs are raw [0, 255] pixels (the backbone's preprocessing is built in).
     """
+    losses.check_loss_names(class_loss, box_loss)
     levels = levels or ("P4_expanded", "P5")
     feats = feature_extractor(backbone, levels=levels, weights=backbone_weights,
                               input_shape=input_shape, **backbone_kwargs)

@@ -108,7 +108,7 @@ def write_atomic(path, data):
 
 def export(model, path, quantization=None, representative_data=None, input_dtype=None,
            output_dtype=None, num_calibration_steps=100, batch_size=1, metadata=None, labels=None,
-           target=None, progress=True):
+           target=None, progress=True, allow_custom_ops=False):
     """Exports `model` to `path` and returns an inspection report (`TFLiteReport`).
 
     Args:
@@ -130,9 +130,12 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             package model) or a dict of `keras_mobile.tflite.metadata.add_metadata` arguments
             (name, description, labels, mean, std, kind, ...) over those defaults.
         labels: class names (list, text file or "imagenet"); implies metadata.
-        target: None, or "edgetpu": full int8 with uint8 input and output, batch 1, Edge TPU-
+        target: None, or "edgetpu": full int8 with uint8 input and output (output_dtype="float32"
+            keeps a float output, dequantized on the CPU, as detectors need), batch 1, Edge TPU-
             friendly lowerings (`edgetpu_lowering`), and the offline Edge TPU analysis in
             `report.extra["edgetpu"]`.
+        allow_custom_ops: keep TensorFlow functions that declare a TFLite custom op (the
+            detector heads' TFLite_Detection_PostProcess) as that op.
     """
     if target not in (None, "edgetpu"):
         raise ValueError(f"target must be None or 'edgetpu', got {target!r}")
@@ -140,10 +143,11 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     if target == "edgetpu":
         from keras_mobile.tflite.edgetpu_lowering import edgetpu_friendly
         if quantization not in (None, "int8") or batch_size != 1 or input_dtype not in (None, "uint8") \
-                or output_dtype not in (None, "uint8"):
-            raise ValueError("target='edgetpu' means int8 with uint8 input/output and batch_size=1; leave "
-                             "quantization, input_dtype, output_dtype and batch_size at their defaults")
-        quantization, input_dtype, output_dtype = "int8", "uint8", "uint8"
+                or output_dtype not in (None, "uint8", "float32"):
+            raise ValueError("target='edgetpu' means int8 with uint8 input, uint8 (or float32, dequantized "
+                             "on the CPU) output and batch_size=1; leave quantization, input_dtype and "
+                             "batch_size at their defaults")
+        quantization, input_dtype, output_dtype = "int8", "uint8", output_dtype or "uint8"
         model, lowering = edgetpu_friendly(model)
     quantization = quantization or "float32"
     output_dtype = output_dtype or "float32"
@@ -156,6 +160,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     t0 = time.time()
     conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
                          num_calibration_steps, batch_size, progress)
+    conv.allow_custom_ops = allow_custom_ops
     data = conv.convert()
     seconds = time.time() - t0
     if metadata is not None:

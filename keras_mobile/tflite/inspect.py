@@ -128,13 +128,20 @@ def inspect(path, quantized=None):
         dynamic_shape_ops=hist.get("SHAPE", 0))
 
 
+def _output_position(detail):
+    # the converter names outputs "<call>:<i>" with i the Keras output index, but may list them
+    # in another order (a detector's file lists classes, count, boxes, scores)
+    tail = detail["name"].rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
 def run_tflite(path, x, interpreter=None):
     """Runs a .tflite classifier/regressor on a batch (float inputs in the model's own units),
     quantizing inputs and dequantizing outputs as the file needs. Returns an array (or a list
-    of arrays for several outputs), batch first."""
+    of arrays for several outputs, in the Keras model's output order), batch first."""
     it = interpreter or _interpreter(path, delegates=True)
     inp = it.get_input_details()[0]
-    outs = it.get_output_details()
+    outs = sorted(it.get_output_details(), key=_output_position)
     x = np.asarray(x, dtype=np.float32)
     expected = tuple(int(d) for d in inp["shape"][1:])
     if tuple(x.shape[1:]) != expected:

@@ -11,10 +11,18 @@ from keras_mobile.heads import LRASPP, SSDLite  # noqa: E402
 from keras_mobile.heads import box_coding, matching  # noqa: E402
 from keras_mobile.heads.anchors import generate_anchors  # noqa: E402
 from keras_mobile.heads.metrics import detection_map, mean_iou  # noqa: E402
-from keras_mobile.heads.tflite_util import run  # noqa: E402
+from keras_mobile.tflite.inspect import run_tflite  # noqa: E402
 
 FAMILIES = ["MobileNetV3Small", "MobileNetV4ConvS", "MobileOneS0", "EfficientFormerL1"]
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+
+
+def run(report, images):
+    """Per-image lists of a file's outputs, each with its batch axis of 1 (the layout the
+    assertions below index)."""
+    outs = run_tflite(report.path, images)
+    outs = outs if isinstance(outs, list) else [outs]
+    return [[o[i:i + 1] for o in outs] for i in range(len(images))]
 
 
 def _size(backbone):
@@ -39,9 +47,17 @@ def test_heads_build_on_every_family(backbone):
     out = det(np.zeros((1, s, s, 3), np.float32))
     assert out["boxes"].shape == (1, len(det.anchors), 4)
     assert out["classes"].shape == (1, len(det.anchors), 3)
-    seg = LRASPP(backbone, num_classes=4, input_shape=(s, s, 3),
-                 output_stride=32 if backbone.startswith("EfficientFormer") else 16)
+    seg = LRASPP(backbone, num_classes=4, input_shape=(s, s, 3))   # the backbone's best stride
     assert seg(np.zeros((1, s, s, 3), np.float32)).shape == (1, s, s, 4)
+    stride = s // seg.get_layer("lraspp.cbr.conv").input.shape[1]
+    assert stride == (32 if backbone.startswith("EfficientFormer") else 16)   # atrous where supported
+
+
+def test_lraspp_output_stride_errors():
+    with pytest.raises(ValueError, match="output_stride must be None, 16 or 32, got 8"):
+        LRASPP("MobileNetV3Small", output_stride=8)
+    with pytest.raises(ValueError, match="EfficientFormer supports output_stride=32 only"):
+        LRASPP("EfficientFormerL1", num_classes=3, input_shape=(224, 224, 3), output_stride=16)
 
 
 def test_ssdlite_train_step_lowers_loss():
@@ -92,11 +108,10 @@ def test_tflite_matches_keras(tmp_path):
     # NMS on noise images: flat shape backgrounds give many anchors bit-identical scores,
     # and the order among exact ties is implementation-defined.
     noise = np.random.default_rng(0).uniform(0, 255, x.shape).astype("float32")
-    path = det.export_tflite(str(tmp_path / "det.tflite"), score_threshold=0.0, max_detections=20)
-    from ai_edge_litert.interpreter import Interpreter
-    ops = {d["op_name"] for d in Interpreter(model_path=path)._get_ops_details()}
+    report = det.export_tflite(str(tmp_path / "det.tflite"), score_threshold=0.0, max_detections=20)
+    ops = set(report.ops)
     assert "TFLite_Detection_PostProcess" in ops
-    outs = run(path, noise)
+    outs = run(report, noise)
     keras_dets = det.predict_detections(noise, score_threshold=0.0, max_detections=20)
     for i in range(len(noise)):
         n = int(outs[i][3][0])

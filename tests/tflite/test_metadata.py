@@ -115,7 +115,7 @@ def test_detector_metadata_with_mediapipe_object_detector(tmp_path):
     names = ["circle", "square", "triangle"]
     det = _tiny_ssdlite()
     path = det.export_tflite(str(tmp_path / "det.tflite"), score_threshold=0.05, max_detections=5,
-                             metadata={"labels": names})
+                             metadata={"labels": names}).path
     meta = read_metadata(path)
     roles = {o["name"]: o for o in meta["outputs"]}
     assert set(roles) == {"location", "category", "score", "number of detections"}
@@ -149,7 +149,6 @@ def test_detector_metadata_with_mediapipe_object_detector(tmp_path):
 
 def test_segmenter_metadata_with_mediapipe_image_segmenter(tmp_path):
     from keras_mobile.heads.lraspp import LRASPPModel
-    from keras_mobile.heads.tflite_util import run
     mp, BaseOptions, vision = _mediapipe()
     keras.utils.set_random_seed(2)
     inp = keras.Input((48, 48, 3))
@@ -157,7 +156,7 @@ def test_segmenter_metadata_with_mediapipe_image_segmenter(tmp_path):
     logits = keras.layers.Conv2D(4, 3, padding="same", name="logits")(x)
     seg = LRASPPModel(inp, logits, num_classes=4, name="tiny_seg")
     names = ["background", "circle", "square", "triangle"]
-    path = seg.export_tflite(str(tmp_path / "seg.tflite"), metadata={"labels": names})
+    path = seg.export_tflite(str(tmp_path / "seg.tflite"), metadata={"labels": names}).path
     meta = read_metadata(path)
     assert meta["kind"] == "segmenter" and meta["min_parser_version"] == "1.5.0"
     assert meta["custom_metadata"]["SEGMENTER_METADATA"] == {"activation": "softmax"}
@@ -172,7 +171,7 @@ def test_segmenter_metadata_with_mediapipe_image_segmenter(tmp_path):
         conf = np.stack([m.numpy_view()[..., 0] for m in result.confidence_masks], -1)
     finally:
         segmenter.close()
-    z = run(path, img[None].astype("float32"))[0][0][0]
+    z = run_tflite(path, img[None].astype("float32"))[0]
     probs = np.exp(z - z.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     assert labels == names
