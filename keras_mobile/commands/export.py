@@ -30,7 +30,7 @@ def run(args):
     from keras_mobile.commands._common import build
     from keras_mobile.tflite import edgetpu, export
     if args.edgetpu and args.quant not in (None, "int8"):
-        raise SystemExit(f"--edgetpu exports full int8; drop --quant {args.quant}")
+        raise ValueError(f"--edgetpu exports full int8; drop --quant {args.quant}")
     quant = "int8" if args.edgetpu else (args.quant or "float32")
     model = build(args)
     if args.reparameterize:

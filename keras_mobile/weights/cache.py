@@ -7,10 +7,10 @@ plus a .json sidecar holding its size and sha256. A file that fails verification
 import hashlib
 import json
 import os
-import tempfile
 
 from safetensors.numpy import load_file, save_file
 
+from keras_mobile.files import temp_path
 from keras_mobile.weights.errors import WeightsError
 
 FORMAT_VERSION = 1
@@ -75,9 +75,7 @@ def write(cache_name, tensors, source_sha256=None):
 
 
 def _tmp(path):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    return tmp
+    return temp_path(path)   # unique, in the same folder, with the user's umask (mkstemp alone gives 0600)
 
 
 def remove(cache_name):
