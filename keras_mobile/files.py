@@ -37,6 +37,7 @@ def atomic_path(path):
     tmp = temp_path(path)
     try:
         yield tmp
+        os.chmod(tmp, umask_mode())   # again: some writers (safetensors) replace the file they are given
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

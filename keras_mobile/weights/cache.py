@@ -10,7 +10,7 @@ import os
 
 from safetensors.numpy import load_file, save_file
 
-from keras_mobile.files import temp_path
+from keras_mobile.files import temp_path, umask_mode
 from keras_mobile.weights.errors import WeightsError
 
 FORMAT_VERSION = 1
@@ -59,6 +59,7 @@ def write(cache_name, tensors, source_sha256=None):
     tmp_data, tmp_meta = _tmp(data_path), _tmp(meta_path)
     try:
         save_file(tensors, tmp_data, metadata={"format": str(FORMAT_VERSION)})
+        os.chmod(tmp_data, umask_mode())   # safetensors writes a new file: mode 0600 otherwise
         meta = {"format": FORMAT_VERSION, "size": os.path.getsize(tmp_data), "sha256": sha256(tmp_data),
                 "source_sha256": source_sha256}
         with open(tmp_meta, "w") as f:

@@ -2,6 +2,8 @@
 
 A tiny conv model (with a keras_mobile-style 'preprocessing' Rescaling layer) keeps each
 conversion to a couple of seconds."""
+import os
+import stat
 import time
 
 import keras
@@ -95,7 +97,12 @@ def test_run_tflite_on_batched_file_and_many_images(tmp_path, pixel_model, pixel
     np.testing.assert_allclose(run_tflite(b4, pixels), ref, atol=1e-5)
     np.testing.assert_allclose(run_tflite(b4, pixels[:3]), ref[:3], atol=1e-5)
     b1 = tmp_path / "b1.tflite"
-    export(pixel_model, b1)
+    old_umask = os.umask(0o022)
+    try:
+        export(pixel_model, b1)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(os.stat(b1).st_mode) == 0o644   # the umask's mode, not mkstemp's 0600
     np.testing.assert_allclose(run_tflite(b1, pixels), ref, atol=1e-5)
     with pytest.raises(ValueError, match="no inputs"):
         run_tflite(b1, pixels[:0])
