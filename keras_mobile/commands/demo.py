@@ -28,7 +28,8 @@ def load_digits_rgb(size):
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
-        raise SystemExit("the demo needs scikit-learn: pip install 'keras_mobile[data]'") from e
+        raise SystemExit("the demo needs scikit-learn: pip install scikit-learn "
+                         "(or the extra: 'keras-mobile-vision[data]')") from e
     import tensorflow as tf
     d = load_digits()
     x = (d.images / 16.0 * 255.0).astype("float32")[..., None]
