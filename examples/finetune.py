@@ -38,6 +38,9 @@ def parse(argv=None):
                    help="float32 | mixed_float16 | mixed_bfloat16 | auto (bf16 on TPU, fp16 on GPU)")
     p.add_argument("--export", default="int8", choices=("int8", "float32", "none"))
     p.add_argument("--tflite-eval", type=int, default=500, help="held-out images run through LiteRT")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds weights, data order, augmentation and the digits split; the same seed gives "
+                        "the same numbers on one machine (TensorFlow op determinism on)")
     p.add_argument("--out", default="finetune_out")
     p.add_argument("--verbose", type=int, default=2)
     return p.parse_args(argv)
@@ -57,9 +60,9 @@ def load_digits_split(seed=0):
 def load_data(args, size, augment):
     """(train_ds, val_ds, class_names) pipelines of raw-pixel images at `size`."""
     from keras_mobile import training
-    common = dict(batch_size=args.batch_size, augment=augment)
+    common = dict(batch_size=args.batch_size, augment=augment, seed=args.seed)
     if args.data == "digits":
-        (xt, yt), (xv, yv), names = load_digits_split()
+        (xt, yt), (xv, yv), names = load_digits_split(args.seed)
         if args.limit:
             xt, yt = xt[:args.limit], yt[:args.limit]
         train = training.array_dataset(xt, yt, size, num_classes=10, training=True, **common)
@@ -134,6 +137,7 @@ def main(argv=None):
     from keras_mobile import training
     from keras_mobile.tflite import export, run_tflite
 
+    training.set_seed(args.seed)
     policy = training.mixed_precision(args.precision)
     strategy = training.strategy()
     weights = None if args.weights.lower() == "none" else args.weights
@@ -182,7 +186,7 @@ def main(argv=None):
 
     loss, acc = model.evaluate(val, verbose=0)[:2]
     epoch_s = timer.seconds[1:] or timer.seconds   # the first epoch includes tracing
-    results = {"model": args.model, "data": args.data, "size": size, "classes": num_classes,
+    results = {"model": args.model, "data": args.data, "seed": args.seed, "size": size, "classes": num_classes,
                "weights": args.weights, "precision": policy, "epochs": args.epochs,
                "history": history, "val_loss": float(loss), "val_accuracy": float(acc),
                "seconds_per_epoch": float(np.median(epoch_s)) if epoch_s else None,

@@ -57,10 +57,13 @@ def main(argv=None):
     p.add_argument("--num-png", type=int, default=4)
     p.add_argument("--no-tflite", action="store_true")
     p.add_argument("--out", default="segment_out")
+    p.add_argument("--seed", type=int, default=0, help="weights/training seed (same seed, same numbers)")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 
     import keras
+    from keras_mobile.training import set_seed
+    set_seed(args.seed)
     from keras_mobile.heads import LRASPP
     from keras_mobile.heads.metrics import mean_iou
 

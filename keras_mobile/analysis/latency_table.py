@@ -252,8 +252,8 @@ class LatencyTable:
                 todo.append((k, b))
         it = todo
         if progress:
-            from tqdm.auto import tqdm
-            it = tqdm(todo, desc=f"LUT {model.name}", unit="block", leave=False)
+            from keras_mobile.progress import progress_bar
+            it = progress_bar(todo, desc=f"LUT {model.name}", unit="block", leave=False)
         for k, b in it:
             from keras_mobile.analysis.profile import profile
             sub = b.to_model()

@@ -119,6 +119,8 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
                 classifier_activation="softmax", include_preprocessing=True, name=None,
                 dropout_rate=0.0, drop_path_rate=0.0, output_stride=32):
     """Shared constructor body; see any public constructor for the argument docs."""
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)   # pathlib.Path works like the str path
     trunk_fn = trunk_fn or mobilenet_trunk
     head_fn = head_fn or mobilenet_head
     info = _check_arguments(spec, include_top, weights, input_tensor, input_shape, pooling, classes,
@@ -129,6 +131,10 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
     if input_shape is None:
         input_shape = (size, size, 3)
     input_shape = _check_input_shape(spec, input_shape, weights)
+    if include_preprocessing and input_shape[-1] != 3:
+        raise ValueError(f"include_preprocessing=True normalises 3 RGB channels with per-channel mean/std, "
+                         f"but input_shape={input_shape} has {input_shape[-1]} channels: pass "
+                         f"include_preprocessing=False and normalise the inputs yourself")
 
     if input_tensor is None:
         img_input = keras.Input(shape=input_shape, name="input")

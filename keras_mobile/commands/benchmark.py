@@ -39,10 +39,10 @@ def run(args):
 
     import numpy as np
     import tensorflow as tf
-    from tqdm.auto import tqdm
 
     from keras_mobile.analysis.profile import profile
     from keras_mobile.applications.registry import get_model
+    from keras_mobile.progress import progress_bar
     names = args.models or ["MobileNetV4ConvS", "MobileNetV3Small"]
     ctors = [get_model(n) for n in names]   # fail early on a bad name
     host = table = None
@@ -53,7 +53,7 @@ def run(args):
         from keras_mobile.analysis.latency_table import LatencyTable
         table = LatencyTable.load_or_new(args.lut, num_threads=args.threads)
     rows = []
-    for name, ctor in tqdm(list(zip(names, ctors)), desc="benchmark", unit="model"):
+    for name, ctor in progress_bar(list(zip(names, ctors)), desc="benchmark", unit="model"):
         kw = {"weights": None}
         if args.image_size:
             kw["input_shape"] = (args.image_size, args.image_size, 3)

@@ -14,11 +14,12 @@ help = "train MobileNetV4ConvS on bundled digits, classify held-out images, expo
 
 
 def add_arguments(p):
+    from keras_mobile.commands._common import weights_arg
     p.add_argument("--model", default="MobileNetV4ConvS")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--out", default="outputs/demo")
-    p.add_argument("--weights", default=None,
+    p.add_argument("--weights", type=weights_arg, default=None,
                    help="start from these weights (e.g. 'imagenet' when online); default: random init")
 
 
@@ -27,7 +28,8 @@ def load_digits_rgb(size):
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
-        raise SystemExit("the demo needs scikit-learn: pip install 'keras_mobile[data]'") from e
+        raise SystemExit("the demo needs scikit-learn: pip install scikit-learn "
+                         "(or the extra: 'keras-mobile-vision[data]')") from e
     import tensorflow as tf
     d = load_digits()
     x = (d.images / 16.0 * 255.0).astype("float32")[..., None]
@@ -43,12 +45,14 @@ def load_digits_rgb(size):
 def run(args):
     import keras
 
-    import keras_mobile
+    from keras_mobile.applications.registry import get_model
     from keras_mobile.tflite import export, run_tflite
 
+    ctor = get_model(args.model)   # a bad name fails before any work
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
     os.makedirs(args.out, exist_ok=True)
     (x_train, y_train), (x_test, y_test) = load_digits_rgb(args.image_size)
-    ctor = getattr(keras_mobile, args.model)
     model = ctor(weights=args.weights, include_top=args.weights is None,
                  input_shape=(args.image_size, args.image_size, 3), classes=10)
     if args.weights is not None:   # pretrained trunk + new 10-class head

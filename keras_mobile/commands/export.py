@@ -30,8 +30,11 @@ def run(args):
     from keras_mobile.commands._common import build
     from keras_mobile.tflite import edgetpu, export
     if args.edgetpu and args.quant not in (None, "int8"):
-        raise SystemExit(f"--edgetpu exports full int8; drop --quant {args.quant}")
+        raise ValueError(f"--edgetpu exports full int8; drop --quant {args.quant}")
     quant = "int8" if args.edgetpu else (args.quant or "float32")
+    if args.calib_dir and quant == "int8":
+        from keras_mobile.tflite.representative import image_files
+        image_files(args.calib_dir)   # a missing or empty folder fails before the model is built
     model = build(args)
     if args.reparameterize:
         from keras_mobile.reparameterize import reparameterize

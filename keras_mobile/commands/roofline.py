@@ -8,15 +8,15 @@ def add_arguments(p):
 
 
 def run(args):
-    from tqdm.auto import tqdm
     from keras_mobile.analysis import PRESETS, measure_host, plot_ridge_sweep, profile, ridge_sweep, roofline
     from keras_mobile.applications.registry import get_model, list_models
+    from keras_mobile.progress import progress_bar
     names = args.models or sorted(list_models())
     hardware = dict(PRESETS)
     if args.measure_host:
         hardware["host"] = measure_host()
     profiles = []
-    for name in tqdm(names, desc="profiling", unit="model"):
+    for name in progress_bar(names, desc="profiling", unit="model"):
         kwargs = {"weights": None}
         profiles.append(profile(get_model(name)(**kwargs), dtype_bytes=4))
     print(f"{'model':<22}" + "".join(f"{h:>12}" for h in hardware) + "   (predicted ms)")

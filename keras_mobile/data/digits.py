@@ -47,7 +47,8 @@ def hard_digits(num_train=20000, num_test=10000, size=32, seed=0):
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
-        raise ImportError("hard_digits needs scikit-learn: pip install 'keras_mobile[data]'") from e
+        raise ImportError("hard_digits needs scikit-learn: pip install scikit-learn "
+                          "(or the extra: 'keras-mobile-vision[data]')") from e
     if min(num_train, num_test) < 1 or size < 8:
         raise ValueError(f"need num_train, num_test >= 1 and size >= 8, got {num_train}, {num_test}, {size}")
     digits = load_digits()

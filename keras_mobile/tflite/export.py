@@ -5,13 +5,14 @@ default) so the file has static shapes: no SHAPE/PACK ops for a dynamic batch, w
 and the EdgeTPU both want. The file is written to a temp name and renamed into place, then
 read back with the LiteRT interpreter for the report.
 """
+import contextlib
 import os
-import tempfile
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from keras_mobile.files import write_atomic  # noqa: F401  (heads/tflite_util imports it from here)
+from keras_mobile.progress import progress_bar
 from keras_mobile.tflite import representative
 from keras_mobile.tflite.inspect import inspect
 
@@ -57,6 +58,8 @@ def converter_for(model, quantization="float32", representative_data=None, input
     import tensorflow as tf
     _check(model, quantization, representative_data, input_dtype, output_dtype)
     static, shape = fixed_batch(model, batch_size)
+    if quantization == "int8" and representative_data is not None:   # checked before the slow conversion
+        representative_data = representative.prepare(representative_data, shape[1:], model)
     conv = tf.lite.TFLiteConverter.from_keras_model(static)
     if quantization == "float16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -73,8 +76,8 @@ def converter_for(model, quantization="float32", representative_data=None, input
 
         def calibration():
             it = representative.samples(representative_data, shape[1:], num_calibration_steps)
-            for i, s in enumerate(tqdm(it, total=num_calibration_steps, desc="calibrating", unit="sample",
-                                       disable=not progress, leave=False)):
+            for i, s in enumerate(progress_bar(it, progress, total=num_calibration_steps, desc="calibrating",
+                                               unit="sample", leave=False)):
                 if i == 0 and input_dtype == "uint8":
                     s = _pin_pixel_range(s)
                 yield [np.repeat(s, batch_size, axis=0)]
@@ -93,17 +96,19 @@ def _pin_pixel_range(sample):
     return sample
 
 
-def write_atomic(path, data):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+@contextlib.contextmanager
+def _keras_messages_to_absl():
+    """The converter saves the model through Keras' ExportArchive, which prints its whole signature
+    (hundreds of TensorSpec lines) with `io_utils.print_msg`; with Keras' interactive logging off
+    that goes to absl logging at INFO instead, shown only when absl's verbosity asks for it."""
+    import keras
+    was = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        yield
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if was:
+            keras.config.enable_interactive_logging()
 
 
 def export(model, path, quantization=None, representative_data=None, input_dtype=None,
@@ -161,7 +166,8 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
                          num_calibration_steps, batch_size, progress)
     conv.allow_custom_ops = allow_custom_ops
-    data = conv.convert()
+    with _keras_messages_to_absl():
+        data = conv.convert()
     seconds = time.time() - t0
     if metadata is not None:
         from keras_mobile.tflite.metadata import add_metadata, model_defaults

@@ -138,28 +138,38 @@ def _output_position(detail):
 def run_tflite(path, x, interpreter=None):
     """Runs a .tflite classifier/regressor on a batch (float inputs in the model's own units),
     quantizing inputs and dequantizing outputs as the file needs. Returns an array (or a list
-    of arrays for several outputs, in the Keras model's output order), batch first."""
+    of arrays for several outputs, in the Keras model's output order), batch first.
+
+    Any number of inputs works with any batch size of the file: inputs go through in chunks of
+    the file's batch, the last chunk padded with copies of its final input (outputs of the
+    padding are dropped)."""
     it = interpreter or _interpreter(path, delegates=True)
     inp = it.get_input_details()[0]
     outs = sorted(it.get_output_details(), key=_output_position)
     x = np.asarray(x, dtype=np.float32)
     expected = tuple(int(d) for d in inp["shape"][1:])
-    if tuple(x.shape[1:]) != expected:
+    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
         raise ValueError(f"{path} expects inputs of shape (batch,) + {expected}, got {x.shape}")
+    if len(x) == 0:
+        raise ValueError(f"run_tflite got no inputs (shape {x.shape})")
+    file_batch = max(1, int(inp["shape"][0]))
     results = [[] for _ in outs]
-    for sample in x:
-        s = sample[None]
+    for start in range(0, len(x), file_batch):
+        chunk = x[start:start + file_batch]
+        n = len(chunk)
+        if n < file_batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], file_batch - n, axis=0)])
         scale, zp = inp["quantization"]
         if np.dtype(inp["dtype"]).kind in "iu" and scale:
             info = np.iinfo(inp["dtype"])
-            s = np.clip(np.round(s / scale + zp), info.min, info.max)
-        it.set_tensor(inp["index"], s.astype(inp["dtype"]))
+            chunk = np.clip(np.round(chunk / scale + zp), info.min, info.max)
+        it.set_tensor(inp["index"], chunk.astype(inp["dtype"]))
         it.invoke()
         for r, o in zip(results, outs):
             y = it.get_tensor(o["index"])
             scale, zp = o["quantization"]
             if np.dtype(o["dtype"]).kind in "iu" and scale:
                 y = (y.astype(np.float32) - zp) * scale
-            r.append(y[0])
-    arrays = [np.stack(r) for r in results]
+            r.append(y[:n])
+    arrays = [np.concatenate(r) for r in results]
     return arrays[0] if len(arrays) == 1 else arrays

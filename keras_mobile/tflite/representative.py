@@ -1,6 +1,13 @@
-"""Calibration data for int8 export: arrays, iterables of batches, tf.data datasets or an image
-folder, all turned into single [1, H, W, C] float32 samples of the model's input (raw pixels
-for keras_mobile models, which normalise inside the model)."""
+"""Calibration data for int8 export: arrays, iterables of batches, generator functions (the
+`representative_dataset` style of TensorFlow: `def gen(): yield [x]`), tf.data datasets or an
+image folder, all turned into single [1, H, W, C] float32 samples of the model's input (raw
+pixels for keras_mobile models, which normalise inside the model).
+
+`prepare` checks the data before the (slow) conversion starts: a missing or empty folder, a
+wrong sample shape, and [0, 1] data for a model that takes [0, 255] pixels raise ValueError
+there, instead of inside TensorFlow's calibration after the model was converted.
+"""
+import itertools
 import os
 
 import numpy as np
@@ -8,13 +15,21 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
-def _from_folder(folder, size):
-    from PIL import Image
+def image_files(folder):
+    """Sorted image files under `folder` (recursive); ValueError if it is missing or has none."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"representative_data folder does not exist: {folder}")
     files = sorted(os.path.join(r, f) for r, _, fs in os.walk(folder) for f in fs
                    if f.lower().endswith(IMAGE_SUFFIXES))
     if not files:
         raise ValueError(f"representative_data folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
-    for f in files:
+    return files
+
+
+def _from_folder(folder, size):
+    from PIL import Image
+    for f in image_files(folder):
         img = Image.open(f).convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
         yield np.asarray(img, dtype=np.float32)[None]
 
@@ -22,11 +37,13 @@ def _from_folder(folder, size):
 def _batches(data):
     if hasattr(data, "as_numpy_iterator"):          # tf.data.Dataset
         data = data.as_numpy_iterator()
+    elif callable(data):                            # generator function, as tf.lite's representative_dataset
+        data = data()
     if isinstance(data, np.ndarray):
         data = [data]
     for item in data:
         if isinstance(item, (tuple, list)) and len(item) in (1, 2) and not np.isscalar(item[0]):
-            item = item[0]                          # (images, labels) pairs: keep the images
+            item = item[0]                          # [images] or (images, labels): keep the images
         if isinstance(item, dict):
             item = next(iter(item.values()))
         yield np.asarray(item, dtype=np.float32)
@@ -35,12 +52,7 @@ def _batches(data):
 def samples(data, input_shape, limit):
     """Yields up to `limit` samples shaped (1,) + input_shape; ValueError on a shape mismatch."""
     input_shape = tuple(input_shape)
-    if isinstance(data, (str, os.PathLike)):
-        if not os.path.isdir(data):
-            raise ValueError(f"representative_data folder does not exist: {data}")
-        source = _from_folder(data, input_shape[:2])
-    else:
-        source = _batches(data)
+    source = _from_folder(data, input_shape[:2]) if isinstance(data, (str, os.PathLike)) else _batches(data)
     n = 0
     for batch in source:
         if batch.shape == input_shape:
@@ -55,3 +67,57 @@ def samples(data, input_shape, limit):
                 return
     if n == 0:
         raise ValueError("representative_data yielded no samples")
+
+
+def takes_raw_pixels(model):
+    """True when the model normalises [0, 255] pixels itself (a keras_mobile 'preprocessing'
+    Rescaling layer, possibly inside a nested backbone)."""
+    import keras
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Rescaling) and layer.name == "preprocessing":
+            return True
+        if isinstance(layer, keras.Model) and takes_raw_pixels(layer):
+            return True
+    return False
+
+
+def prepare(data, input_shape, model=None):
+    """Checks `data` before conversion; returns what `samples` should read (one-shot iterators
+    come back with their first batch put back in front).
+
+    Raises ValueError for a missing/empty folder, data yielding nothing, samples of the wrong
+    shape, or, when `model` takes raw [0, 255] pixels, data that lies within [0, 1] (images
+    already scaled: the int8 ranges would be calibrated on 1/255 of the real ones).
+    """
+    input_shape = tuple(input_shape)
+    if isinstance(data, (str, os.PathLike)):
+        image_files(data)
+        return data                                 # images from files are [0, 255] by construction
+    if not (isinstance(data, np.ndarray) or callable(data) or hasattr(data, "__iter__")
+            or hasattr(data, "as_numpy_iterator")):
+        raise ValueError(f"representative_data must be an array, an iterable of batches, a generator "
+                         f"function, a tf.data.Dataset or an image folder, got {type(data).__name__}")
+    reiterable = isinstance(data, np.ndarray) or callable(data) or hasattr(data, "as_numpy_iterator") \
+        or (hasattr(data, "__iter__") and iter(data) is not data)
+    if isinstance(data, np.ndarray):
+        first = data.astype(np.float32, copy=False)
+        first = first[None] if first.shape == input_shape else first
+    else:
+        source = iter(data) if not reiterable else None
+        stream = _batches(data if reiterable else source)
+        try:
+            first = next(stream)
+        except StopIteration:
+            raise ValueError("representative_data yielded no samples") from None
+        if not reiterable:                          # put the batch taken back in front
+            data = itertools.chain([first], stream)
+    next(samples([first], input_shape, 1))          # shape check, same rule as calibration
+    if model is not None and first.size and takes_raw_pixels(model):
+        lo, hi = float(first.min()), float(first.max())
+        if 0 < hi <= 1.0 and lo >= -1.0:
+            raise ValueError(
+                f"representative_data ranges over [{lo:.3g}, {hi:.3g}], but {model.name} takes raw [0, 255] "
+                f"pixels (its 'preprocessing' layer normalises them): pass the images unscaled (e.g. "
+                f"multiply by 255), or build the model with include_preprocessing=False and normalise "
+                f"the data yourself")
+    return data

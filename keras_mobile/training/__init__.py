@@ -22,3 +22,4 @@ from keras_mobile.training.finetune import (build_finetune_model, classifier_lay
                                             freeze_backbone, replace_classifier, unfreeze)
 from keras_mobile.training.recipes import Recipe, recipe  # noqa: F401
 from keras_mobile.training.schedules import cosine_anneal, cosine_with_warmup  # noqa: F401
+from keras_mobile.training.seed import set_seed  # noqa: F401

@@ -6,7 +6,6 @@ The file loads back with `weights=path` (any classifier size through `build_fine
 and into timm's model of the same architecture (`timm.create_model(arch, num_classes=N,
 pretrained=True, pretrained_cfg_overlay={"file": path})`).
 """
-import os
 
 import numpy as np
 
@@ -34,10 +33,10 @@ def save_timm_checkpoint(model, path):
     from safetensors.numpy import save_file
     if not str(path).endswith(".safetensors"):
         raise ValueError(f"path must end with .safetensors, got {path}")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    save_file(timm_state_dict(model), tmp)
-    os.replace(tmp, path)
+    from keras_mobile.files import atomic_path
+    tensors = timm_state_dict(model)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp)
     return path
 
 

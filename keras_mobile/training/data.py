@@ -152,7 +152,8 @@ def tfds_dataset(name, split, model_or_size, batch_size=32, training=None, augme
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
-        raise ImportError("tfds_dataset needs tensorflow-datasets: pip install 'keras_mobile[data]'") from e
+        raise ImportError("tfds_dataset needs tensorflow-datasets: pip install tensorflow-datasets "
+                          "(or the extra: 'keras-mobile-vision[data]')") from e
     import tensorflow as tf
     size = input_size(model_or_size)
     if training is None:
@@ -249,7 +250,8 @@ def _random_resized_crop(image, size, scale, ratio, seed):
     import tensorflow as tf
     begin, crop, _ = tf.image.sample_distorted_bounding_box(
         tf.shape(image), tf.zeros([0, 0, 4]), min_object_covered=0.0, aspect_ratio_range=ratio,
-        area_range=scale, max_attempts=10, use_image_if_no_bounding_boxes=True, seed=seed)
+        area_range=scale, max_attempts=10, use_image_if_no_bounding_boxes=True,
+        seed=seed + 1)   # op determinism (training.set_seed) refuses seed 0 for this op
     return tf.image.resize(tf.slice(image, begin, crop), size, antialias=True)
 
 
@@ -285,7 +287,7 @@ def _finish(ds, size, num_classes, batch_size, training, augment, cache, seed, p
     ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=training)
     if training and (augment.mixup_alpha > 0 or augment.cutmix_alpha > 0):
-        ds = ds.map(mix_batch(augment.mixup_alpha, augment.cutmix_alpha), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(mix_batch(augment.mixup_alpha, augment.cutmix_alpha, seed), num_parallel_calls=tf.data.AUTOTUNE)
     if preprocess is not None:
         ds = ds.map(lambda im, lb: (preprocess(im), lb), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

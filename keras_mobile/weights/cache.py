@@ -10,10 +10,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 
 from safetensors.numpy import load_file, save_file
+
+from keras_mobile.files import temp_path, umask_mode
 
 FORMAT_VERSION = 2  # 2: sidecar records source_sha256 and revision; layer names use "-" (layers.naming)
 
@@ -107,6 +108,7 @@ def write(cache_name, tensors, source_sha256=None, revision=None):
         tmp_data = _tmp(data_path)
         tmp_meta = _tmp(meta_path)
         save_file(tensors, tmp_data, metadata={"format": str(FORMAT_VERSION)})
+        os.chmod(tmp_data, umask_mode())   # safetensors writes a new file: mode 0600 otherwise
         meta = {"format": FORMAT_VERSION, "size": os.path.getsize(tmp_data), "sha256": sha256(tmp_data),
                 "source_sha256": source_sha256, "revision": revision}
         with open(tmp_meta, "w") as f:
@@ -121,9 +123,7 @@ def write(cache_name, tensors, source_sha256=None, revision=None):
 
 
 def _tmp(path):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    return tmp
+    return temp_path(path)   # unique, in the same folder, with the user's umask (mkstemp alone gives 0600)
 
 
 def _remove_if_present(path):

@@ -5,7 +5,7 @@ Layouts: conv OIHW -> HWIO; depthwise OIHW [C, 1, k, k] -> [k, k, C, 1]; Linear 
 attention_bias_idxs) are dropped.
 """
 import numpy as np
-from tqdm.auto import tqdm
+from keras_mobile.progress import progress_bar
 
 SKIPPED_SUFFIXES = ("num_batches_tracked", "attention_bias_idxs")
 
@@ -13,7 +13,7 @@ SKIPPED_SUFFIXES = ("num_batches_tracked", "attention_bias_idxs")
 def to_keras_layout(tensors, progress=True, desc="converting"):
     """{timm key: array in PyTorch layout} -> {timm key: array in Keras layout}."""
     out = {}
-    for key in tqdm(sorted(tensors), desc=desc, unit="tensor", disable=not progress, leave=False):
+    for key in progress_bar(sorted(tensors), progress, desc=desc, unit="tensor", leave=False):
         if key.endswith(SKIPPED_SUFFIXES):
             continue
         t = np.asarray(tensors[key])

@@ -1,0 +1,108 @@
+"""Calibration data checked before conversion, generator functions, and run_tflite on any batch.
+
+A tiny conv model (with a keras_mobile-style 'preprocessing' Rescaling layer) keeps each
+conversion to a couple of seconds."""
+import os
+import stat
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mobile.tflite import export, run_tflite
+from keras_mobile.tflite.representative import prepare, samples, takes_raw_pixels
+
+SHAPE = (16, 16, 3)
+
+
+@pytest.fixture(scope="module")
+def pixel_model():
+    """Takes raw [0, 255] pixels, like every keras_mobile classifier."""
+    inp = keras.Input(SHAPE)
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocessing")(inp)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(3)(x), name="tiny")
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    return np.random.default_rng(0).uniform(0, 255, (6,) + SHAPE).astype("float32")
+
+
+def test_generator_function_tensorflow_style(tmp_path, pixel_model, pixels):
+    """`def gen(): yield [x]` (what tf.lite's representative_dataset takes) calibrates the file."""
+    def gen():
+        for i in range(len(pixels)):
+            yield [pixels[i:i + 1]]
+    report = export(pixel_model, tmp_path / "g.tflite", "int8", representative_data=gen,
+                    num_calibration_steps=6, progress=False)
+    assert report.fully_integer
+    ref = pixel_model.predict(pixels, verbose=0)
+    out = run_tflite(tmp_path / "g.tflite", pixels)
+    assert np.abs(out - ref).max() < 0.1 * np.abs(ref).max()
+
+
+def test_one_shot_generator_keeps_its_first_batch(pixels):
+    gen = (pixels[i:i + 2] for i in range(0, 6, 2))
+    source = prepare(gen, SHAPE)
+    got = np.concatenate(list(samples(source, SHAPE, limit=10)))
+    np.testing.assert_array_equal(got, pixels)
+
+
+def test_unit_range_data_for_pixel_model_fails_before_conversion(tmp_path, pixel_model, pixels):
+    assert takes_raw_pixels(pixel_model)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"ranges over \[0\.\d+, 1\].*raw \[0, 255\] pixels.*multiply by 255"):
+        export(pixel_model, tmp_path / "u.tflite", "int8", representative_data=pixels / 255.0 + 0.0,
+               progress=False)
+    assert time.perf_counter() - t0 < 5          # raised before the converter ran
+    assert not (tmp_path / "u.tflite").exists()
+
+
+def test_unit_range_data_is_fine_for_a_model_without_preprocessing(pixels):
+    inp = keras.Input(SHAPE)
+    plain = keras.Model(inp, keras.layers.Conv2D(2, 3)(inp))
+    assert not takes_raw_pixels(plain)
+    assert prepare(pixels / 255.0, SHAPE, plain) is not None
+
+
+@pytest.mark.parametrize("data,match", [
+    ("missing_folder", "folder does not exist"),
+    ("empty_folder", "has no images"),
+    (iter([]), "yielded no samples"),
+    (lambda: iter([]), "yielded no samples"),
+    (np.zeros((2, 8, 8, 3), "float32"), r"shape \(8, 8, 3\), the model expects \(16, 16, 3\)"),
+    (42, "representative_data must be"),
+])
+def test_bad_data_is_named_before_conversion(tmp_path, pixel_model, data, match):
+    if isinstance(data, str) and data == "missing_folder":
+        data = str(tmp_path / "nope")
+    elif isinstance(data, str) and data == "empty_folder":
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "notes.txt").write_text("no images here")
+        data = tmp_path / "empty"
+    with pytest.raises(ValueError, match=match):
+        export(pixel_model, tmp_path / "bad.tflite", "int8", representative_data=data, progress=False)
+    assert not (tmp_path / "bad.tflite").exists()
+
+
+def test_run_tflite_on_batched_file_and_many_images(tmp_path, pixel_model, pixels):
+    """A batch-4 file runs 6 images (one full chunk + a padded one); a batch-1 file runs 6 too."""
+    ref = pixel_model.predict(pixels, verbose=0)
+    b4 = tmp_path / "b4.tflite"
+    report = export(pixel_model, b4, batch_size=4)
+    assert report.inputs[0].shape[0] == 4
+    np.testing.assert_allclose(run_tflite(b4, pixels), ref, atol=1e-5)
+    np.testing.assert_allclose(run_tflite(b4, pixels[:3]), ref[:3], atol=1e-5)
+    b1 = tmp_path / "b1.tflite"
+    old_umask = os.umask(0o022)
+    try:
+        export(pixel_model, b1)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(os.stat(b1).st_mode) == 0o644   # the umask's mode, not mkstemp's 0600
+    np.testing.assert_allclose(run_tflite(b1, pixels), ref, atol=1e-5)
+    with pytest.raises(ValueError, match="no inputs"):
+        run_tflite(b1, pixels[:0])
