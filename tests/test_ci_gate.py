@@ -79,3 +79,54 @@ def test_under_ci_an_incomplete_test_extra_stops_the_session(child, monkeypatch)
     assert "numpy" not in result.stdout.str()  # another extra's requirement is not asked for
     monkeypatch.delenv("CI")
     child.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=4, xfailed=1)
+
+
+def test_conftest_marks_timm_tests_and_gives_slow_tests_a_longer_timeout(pytester, monkeypatch):
+    """tests/conftest.py: `timm` on tests that reach tests/timm_fixture.py (directly, through a
+    helper or a fixture), 3600 s for slow tests, a test's own timeout kept."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makeconftest("""
+        from tests.conftest import pytest_collection_modifyitems
+
+        def pytest_collection_finish(session):
+            for item in session.items:
+                timeout = item.get_closest_marker("timeout")
+                print("ITEM", item.name, "timm" if item.get_closest_marker("timm") else "-",
+                      timeout.args[0] if timeout else "default")
+        """)
+    pytester.makepyfile(test_parity="""
+        import pytest
+        from tests.timm_fixture import make_fixture
+
+        def reference():
+            return make_fixture("mobilenetv3_small_100")
+
+        @pytest.fixture
+        def logits():
+            return reference()
+
+        def test_direct():
+            make_fixture("mobilenetv3_small_100")
+
+        def test_through_a_helper():
+            reference()
+
+        def test_through_a_fixture(logits):
+            pass
+
+        def test_plain():
+            pass
+
+        @pytest.mark.slow
+        def test_slow():
+            pass
+
+        @pytest.mark.slow
+        @pytest.mark.timeout(42)
+        def test_slow_with_its_own_timeout():
+            pass
+        """)
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-s", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["ITEM test_direct timm default", "ITEM test_through_a_helper timm default",
+                                 "ITEM test_through_a_fixture timm default", "ITEM test_plain - default",
+                                 "ITEM test_slow - 3600", "ITEM test_slow_with_its_own_timeout - 42"])

@@ -45,9 +45,9 @@ def hub_cache_dir():
     return None  # huggingface_hub's default
 
 
-def _url(info, revision=None):
+def _url(info):
     import huggingface_hub as hh
-    return hh.hf_hub_url(info.hf_hub_id, FILENAME, revision=revision, endpoint=endpoint())
+    return hh.hf_hub_url(info.hf_hub_id, FILENAME, endpoint=endpoint())
 
 
 def _error(url, e):
@@ -78,16 +78,17 @@ def remote(info):
 def download(info, remote=None):
     """(local path, sha256) of `model.safetensors` for a WeightsInfo; WeightsError on any failure.
 
-    With a Remote (online), the file of exactly that commit is fetched and its sha256 must equal
-    the published one: on a mismatch the download is deleted and WeightsError raised."""
+    With a Remote (online), the file's sha256 must equal the published one: on a mismatch the
+    download is deleted and WeightsError raised. The file is fetched at `main` (not at the
+    Remote's commit) so huggingface_hub records the ref and can serve it offline later; an
+    upstream change between the two requests shows up as a mismatch, never as a wrong file."""
     import huggingface_hub as hh
     from huggingface_hub import errors as hh_errors
 
-    revision = remote.revision if remote is not None else None
-    url = _url(info, revision)
+    url = _url(info)
     try:
-        path = hh.hf_hub_download(info.hf_hub_id, FILENAME, revision=revision, endpoint=endpoint(),
-                                  cache_dir=hub_cache_dir(), local_files_only=offline())
+        path = hh.hf_hub_download(info.hf_hub_id, FILENAME, endpoint=endpoint(), cache_dir=hub_cache_dir(),
+                                  local_files_only=offline())
     except hh_errors.LocalEntryNotFoundError as e:
         if offline():
             raise WeightsError(

@@ -41,11 +41,11 @@ def test_named_tag_fetches_that_repo(hub, checkpoint):
     data, _ = checkpoint
     info = registry.resolve("mobilenetv4_conv_small", "e1200_r224_in1k")
     assert info.hf_hub_id == "timm/mobilenetv4_conv_small.e1200_r224_in1k"
-    commit = hub.add(info.hf_hub_id, data)
+    hub.add(info.hf_hub_id, data)
     # a MobileNetV3 file under a MobileNetV4 name: fetched from the tag's repo, then rejected
     with pytest.raises(WeightsError, match="does not match"):
         keras_mobile.MobileNetV4ConvS(weights="e1200_r224_in1k", input_shape=SHAPE)
-    assert ("GET", hub.path(info.hf_hub_id, commit)) in hub.requests
+    assert ("GET", hub.path(info.hf_hub_id)) in hub.requests
     assert cache_entries() == []
 
 
@@ -57,8 +57,8 @@ def test_404_is_a_clear_error_and_caches_nothing(hub):
 
 def test_truncated_download_is_rejected(hub, checkpoint):
     data, _ = checkpoint
-    commit = hub.add(INFO.hf_hub_id, data)
-    hub.truncate[hub.path(INFO.hf_hub_id, commit)] = len(data) // 2
+    hub.add(INFO.hf_hub_id, data)
+    hub.truncate[hub.path(INFO.hf_hub_id)] = len(data) // 2
     with pytest.raises(WeightsError):
         build("imagenet")
     assert cache_entries() == []

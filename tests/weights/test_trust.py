@@ -68,6 +68,18 @@ def test_upstream_update_is_picked_up_online_and_offline_keeps_the_cache(
     assert len(hub.requests) == n
 
 
+def test_offline_converts_again_from_the_hugging_face_cache(hub, checkpoint, monkeypatch):
+    """The converted entry is gone but huggingface_hub's cache holds the verified file."""
+    data, source = checkpoint
+    hub.add(INFO.hf_hub_id, data)
+    build("imagenet")
+    cache.remove(INFO.cache_name)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    n = len(hub.requests)
+    assert same_outputs(build("imagenet"), source) == 0.0
+    assert len(hub.requests) == n and cache.read(INFO.cache_name) is not None
+
+
 def test_new_commit_with_the_same_file_keeps_the_conversion(hub, checkpoint, monkeypatch):
     data, source = checkpoint
     hub.add(INFO.hf_hub_id, data)
