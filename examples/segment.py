@@ -47,7 +47,8 @@ def main(argv=None):
     p.add_argument("--num-classes", type=int, default=None, help="for tfds data")
     p.add_argument("--test-split", default="test")
     p.add_argument("--backbone", default="MobileNetV3Large")
-    p.add_argument("--output-stride", type=int, default=16)
+    p.add_argument("--output-stride", type=int, default=None, choices=(16, 32),
+                   help="default: 16 where the backbone supports atrous, else 32")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--num-train", type=int, default=800)
     p.add_argument("--num-test", type=int, default=100)

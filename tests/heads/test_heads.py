@@ -60,6 +60,7 @@ def test_lraspp_output_stride_errors():
         LRASPP("EfficientFormerL1", num_classes=3, input_shape=(224, 224, 3), output_stride=16)
 
 
+@pytest.mark.slow   # the default tier's detect example smoke test asserts the same on this backbone
 def test_ssdlite_train_step_lowers_loss():
     tf.random.set_seed(0)
     data = shapes.generate(8, 128, seed=0)
@@ -74,6 +75,7 @@ def test_ssdlite_train_step_lowers_loss():
     assert after < before
 
 
+@pytest.mark.slow   # the default tier's segment example smoke test asserts the same on this backbone
 def test_lraspp_train_step_lowers_loss():
     data = shapes.generate(8, 128, seed=0)
     model = LRASPP("MobileNetV3Small", num_classes=4, input_shape=(128, 128, 3))
@@ -152,18 +154,24 @@ def _example(name):
 
 
 def test_detect_example_smoke(tmp_path):
-    res = _example("detect").main(["--size", "96", "--num-train", "16", "--num-test", "4",
-                                   "--epochs", "1", "--batch-size", "8", "--num-png", "2",
+    # train (fresh shapes every epoch) -> mAP -> int8 TFLite with the post-process op -> PNGs;
+    # also the default tier's check that SSDLite training learns
+    res = _example("detect").main(["--size", "64", "--num-train", "16", "--num-test", "4",
+                                   "--epochs", "3", "--batch-size", "8", "--num-png", "2",
                                    "--out", str(tmp_path)])
+    assert res["loss"][-1] < res["loss"][0], res["loss"]
     assert len(res["pngs"]) == 2 and all(os.path.exists(p) for p in res["pngs"])
-    assert "tflite_int8" in res
+    assert "tflite_int8" in res and os.path.exists(res["tflite_path"])
 
 
 def test_segment_example_smoke(tmp_path):
-    res = _example("segment").main(["--size", "96", "--num-train", "16", "--num-test", "4",
-                                    "--epochs", "1", "--batch-size", "8", "--num-png", "2",
+    # train -> mIoU -> int8 TFLite -> PNGs; also the default tier's check that LR-ASPP learns
+    res = _example("segment").main(["--size", "64", "--num-train", "16", "--num-test", "4",
+                                    "--epochs", "3", "--batch-size", "8", "--num-png", "2",
                                     "--backbone", "MobileNetV3Small", "--out", str(tmp_path)])
+    assert res["loss"][-1] < res["loss"][0], res["loss"]
     assert len(res["pngs"]) == 2 and all(os.path.exists(p) for p in res["pngs"])
+    assert 0.0 <= res["tflite_int8_mIoU"] <= 1.0 and os.path.exists(res["tflite_path"])
 
 
 def test_tfds_detection_loader_with_mock_data():

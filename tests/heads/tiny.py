@@ -7,7 +7,9 @@ from keras_mobile.heads.lraspp import LRASPPModel
 from keras_mobile.heads.ssdlite import SSDLiteModel
 
 
-def tiny_ssdlite(num_classes=3, size=64, seed=1, **loss_options):
+def tiny_ssdlite(num_classes=3, size=64, seed=1, class_bias=None, **loss_options):
+    """One 1/8 map, one anchor per cell; class_bias (one value per class) sets the class
+    predictor's bias (e.g. to make one class win everywhere)."""
     keras.utils.set_random_seed(seed)
     inp = keras.Input((size, size, 3))
     x = keras.layers.Rescaling(1 / 255.0)(inp)
@@ -15,7 +17,9 @@ def tiny_ssdlite(num_classes=3, size=64, seed=1, **loss_options):
     a = anchor_lib.anchors_per_location((1.0,))
     anchors = anchor_lib.generate_anchors([(size // 8, size // 8)], [0.3], (1.0,))
     boxes = keras.layers.Reshape((-1, 4))(keras.layers.Conv2D(a * 4, 1)(x))
-    classes = keras.layers.Reshape((-1, num_classes))(keras.layers.Conv2D(a * num_classes, 1)(x))
+    bias = "zeros" if class_bias is None else keras.initializers.Constant(list(class_bias) * a)
+    cls = keras.layers.Conv2D(a * num_classes, 1, name="cls", bias_initializer=bias)(x)
+    classes = keras.layers.Reshape((-1, num_classes))(cls)
     return SSDLiteModel(inp, {"boxes": boxes, "classes": classes}, anchors=anchors,
                         num_classes=num_classes, name="tiny_ssd", **loss_options)
 

@@ -92,28 +92,12 @@ def test_uint8_classifier_gets_raw_pixels_in_mediapipe(tmp_path):
         classifier.close()
 
 
-def _tiny_ssdlite(num_classes=3, size=64):
-    from keras_mobile.heads import anchors as anchor_lib
-    from keras_mobile.heads.ssdlite import SSDLiteModel
-    keras.utils.set_random_seed(1)
-    inp = keras.Input((size, size, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inp)
-    x = keras.layers.Conv2D(8, 3, strides=8, padding="same", activation="relu")(x)
-    a = anchor_lib.anchors_per_location((1.0,))
-    anchors = anchor_lib.generate_anchors([(size // 8, size // 8)], [0.3], (1.0,))
-    boxes = keras.layers.Reshape((-1, 4))(keras.layers.Conv2D(a * 4, 1)(x))
-    # class 2 ("triangle") wins everywhere: the label mapping is visible in the names
-    cls = keras.layers.Conv2D(a * num_classes, 1, name="cls",
-                              bias_initializer=keras.initializers.Constant([-2.0, -2.0, 2.0] * a))(x)
-    classes = keras.layers.Reshape((-1, num_classes))(cls)
-    return SSDLiteModel(inp, {"boxes": boxes, "classes": classes}, anchors=anchors, num_classes=num_classes,
-                        name="tiny_ssd")
-
-
 def test_detector_metadata_with_mediapipe_object_detector(tmp_path):
     mp, BaseOptions, vision = _mediapipe()
     names = ["circle", "square", "triangle"]
-    det = _tiny_ssdlite()
+    from tests.heads.tiny import tiny_ssdlite
+    # class 2 ("triangle") wins everywhere: the label mapping is visible in the names
+    det = tiny_ssdlite(class_bias=(-2.0, -2.0, 2.0))
     path = det.export_tflite(str(tmp_path / "det.tflite"), score_threshold=0.05, max_detections=5,
                              metadata={"labels": names}).path
     meta = read_metadata(path)
