@@ -1,4 +1,4 @@
-"""`keras-mobile demo`: the whole path offline in about a minute.
+"""`keras-mobile demo`: the whole path offline (a few minutes on 2 CPU cores; see the README).
 
 Builds MobileNetV4ConvS, trains it on scikit-learn's bundled handwritten digits (upscaled to
 RGB images), classifies held-out images, exports float32 and int8 TFLite files, checks them
