@@ -43,7 +43,8 @@ def test_roofline_plot(tmp_path, capsys):
 
 def test_demo_smoke(tmp_path):
     """The README's main job on a tiny budget: trains (loss goes down), exports, verifies."""
-    assert main(["demo", "--epochs", "2", "--image-size", "32", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--epochs", "2", "--image-size", "32", "--train-images", "640",
+                 "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["loss_last_epoch"] < res["loss_first_epoch"]
     assert res["tflite_float32"]["accuracy"] == res["keras_accuracy"]

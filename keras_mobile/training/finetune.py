@@ -53,6 +53,8 @@ def build_finetune_model(name, num_classes, weights="imagenet", input_size=None,
     ctor = get_model(name)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
     kw = dict(kwargs, dropout_rate=dropout, drop_path_rate=drop_path_rate,
               classifier_activation=classifier_activation)
     if input_size is not None:

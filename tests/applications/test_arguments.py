@@ -16,6 +16,10 @@ def test_weights_as_pathlib_path(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(ValueError, match="weights file not found"):
         keras_mobile.MobileNetV3Small(weights=tmp_path / "absent" / "w.safetensors", classes=7)
+    from keras_mobile.training import build_finetune_model
+    tuned = build_finetune_model("MobileNetV3Small", 4, weights=path, input_size=32)   # new 4-class head
+    assert tuned.output_shape == (None, 4)
+    np.testing.assert_array_equal(tuned.get_layer("conv_stem").kernel.numpy(), src.get_layer("conv_stem").kernel.numpy())
 
 
 @pytest.mark.parametrize("channels", [1, 4])
