@@ -6,15 +6,16 @@ fixed per process; torch and TensorFlow are kept apart). Fixtures come from test
 (random weights, randomised BN statistics); tolerance as on TensorFlow: 1e-4 * max(1, |logits|).
 On torch the logits are also compared with timm run in the same process.
 """
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from tests.timm_fixture import make_fixture, FIXTURE_DIR
+from tests.deps import require
+from tests.timm_fixture import make_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend_check.py")
@@ -24,25 +25,16 @@ FAMILIES = [("mobilenetv4_hybrid_medium", "MobileNetV4HybridM", {}), ("mobileone
             ("efficientformer_l1", "EfficientFormerL1", {})]
 
 
-def _require(*modules):
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI: test dependencies missing: {missing}")
-        pytest.skip(f"{missing} not installed (test extra)")
-
-
 def _case(timm_name, ctor, kwargs):
     path, x, ref, params = make_fixture(timm_name)
     folder = os.path.dirname(path)
-    import numpy as np
     np.save(os.path.join(folder, "input_nhwc.npy"), x)
     return [ctor, kwargs, path, os.path.join(folder, "input_nhwc.npy"), os.path.join(folder, "logits.npy"),
             timm_name], params
 
 
 def _run(backend, cases, tmp_path, finetune):
-    _require(backend, "torch", "timm")
+    require(backend, "torch", "timm")
     job, params = [], []
     for c in cases:
         spec, p = _case(*c)

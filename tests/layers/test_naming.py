@@ -1,5 +1,4 @@
 """Layer names every Keras backend accepts, mapped to timm module paths by one invertible rule."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import keras_mobile
 from keras_mobile.layers.naming import SEP, child, to_layer_name, to_timm_path
 from keras_mobile.weights.assign import timm_keys
 from keras_mobile.weights.registry import _table
+from tests.deps import require
 
 CTORS = ["MobileNetV3Small", "MobileNetV3Large", "MobileNetV4ConvS", "MobileNetV4HybridM", "MobileOneS0",
          "EfficientFormerL1"]
@@ -46,10 +46,7 @@ def test_every_layer_name_is_backend_safe_and_maps_to_its_timm_keys(ctor):
 
 def test_separator_never_occurs_in_a_timm_key():
     """Every architecture with published checkpoints, built by timm on the meta device."""
-    if importlib.util.find_spec("timm") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI: timm missing")
-        pytest.skip("timm not installed (test extra)")
+    require("torch", "timm")
     code = ("import json, sys, torch, timm\n"
             "out = {}\n"
             "for n in json.loads(sys.argv[1]):\n"
