@@ -39,11 +39,34 @@ def timm_block_outputs(model, x):
     return outs, logits
 
 
+def fused_rows(t64, k, x, xt, logits64):
+    """Reparameterized (fused) models against the float64 train-time logits: Keras (folds in
+    float32), timm folding in float32 (its own) or in float64."""
+    import copy
+
+    import torch
+    from timm.utils import reparameterize_model
+
+    rows = []
+    y = keras.ops.convert_to_numpy(keras_mobile.reparameterize(k)(x, training=False))
+    rows.append({"block": "fused keras32", "max_abs": float(np.abs(logits64).max()),
+                 "keras32": float(np.abs(y - logits64).max()), "timm32": None, "keras32_local": None})
+    for fold in ("float32", "float64"):
+        m = copy.deepcopy(t64)
+        m = reparameterize_model(m.float() if fold == "float32" else m).float()
+        with torch.no_grad():
+            y = m(xt).numpy()
+        rows.append({"block": f"fused timm32, fold {fold}", "max_abs": float(np.abs(logits64).max()),
+                     "keras32": None, "timm32": float(np.abs(y - logits64).max()), "keras32_local": None})
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--model", default="mobileone_s4")
     ap.add_argument("--json")
+    ap.add_argument("--no-blocks", action="store_true", help="logits only (train-time and fused)")
     a = ap.parse_args()
     path, x, ref64, _ = make_fixture(a.model, seed=a.seed, float64=True)
     import timm
@@ -62,7 +85,7 @@ def main():
     klogits = keras.ops.convert_to_numpy(k(x, training=False))
     rows = []
     prev64 = x.astype(np.float64)
-    for (n, o32), (_, o64), ko in zip(outs32, outs64, kouts):
+    for (n, o32), (_, o64), ko in zip(*(([], [], []) if a.no_blocks else (outs32, outs64, kouts))):
         o64n = o64.transpose(0, 2, 3, 1)
         layer = k.get_layer(to_layer_name(n))
         local = keras.ops.convert_to_numpy(layer(prev64.astype(np.float32), training=False))
@@ -74,11 +97,13 @@ def main():
     rows.append({"block": "logits", "max_abs": float(np.abs(logits64).max()),
                  "keras32": float(np.abs(klogits - logits64).max()),
                  "timm32": float(np.abs(logits32 - logits64).max()), "keras32_local": None})
+    rows += fused_rows(t, k, x, xt, logits64)
     print(f"{a.model} seed {a.seed}, backend {keras.backend.backend()}: errors against timm float64")
     print(f"{'block':14s} {'max|x|':>9s} {'keras32':>9s} {'timm32':>9s} {'keras32 local':>13s}")
     for r in rows:
-        loc = "" if r["keras32_local"] is None else f"{r['keras32_local']:.3g}"
-        print(f"{r['block']:14s} {r['max_abs']:9.3g} {r['keras32']:9.3g} {r['timm32']:9.3g} {loc:>13s}")
+        f = lambda v: "" if v is None else f"{v:.3g}"  # noqa: E731
+        print(f"{r['block']:14s} {r['max_abs']:9.3g} {f(r['keras32']):>9s} {f(r['timm32']):>9s} "
+              f"{f(r['keras32_local']):>13s}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"model": a.model, "seed": a.seed, "backend": keras.backend.backend(), "rows": rows}, f, indent=1)

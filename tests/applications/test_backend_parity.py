@@ -58,7 +58,9 @@ def _run(backend, cases, tmp_path, finetune):
     return res
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+# JAX in the slow tier: 260 s on the loaded 2-core machine (jit of fit); the default tier already
+# compares JAX with TensorFlow logits (test_constructors.test_tf_and_jax_backends_agree).
+@pytest.mark.parametrize("backend", [pytest.param("jax", marks=pytest.mark.slow), "torch"])
 def test_parity_weights_finetune_and_round_trip(backend, tmp_path):
     res = _run(backend, DEFAULT, tmp_path, finetune=True)
     losses = res["losses"]
