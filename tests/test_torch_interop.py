@@ -5,13 +5,14 @@ torchvision after TensorFlow segfaults while triton's native library loads. Each
 a fresh interpreter: timm's random model is saved as safetensors, loaded with `weights=path`,
 and both frameworks must give the same logits in that one process.
 """
-import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from tests.deps import require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,17 +42,9 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _require(*modules):
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI: test dependencies missing: {missing}")
-        pytest.skip(f"{missing} not installed (test extra)")
-
-
 @pytest.mark.parametrize("order", ["keras_mobile_first", pytest.param("timm_first", marks=pytest.mark.slow)])
 def test_keras_mobile_and_timm_in_one_process(tmp_path, order):
-    _require("torch", "timm", "torchvision", "tensorflow")
+    require("torch", "timm", "torchvision", "tensorflow")
     a, b = "import keras_mobile", "import timm"
     first, second = (a, b) if order == "keras_mobile_first" else (b, a)
     env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
@@ -67,7 +60,7 @@ def test_keras_mobile_and_timm_in_one_process(tmp_path, order):
 def test_without_the_hook_the_crash_is_real(tmp_path):
     """Guards the hook's reason to exist: TensorFlow then triton, hook removed, still crashes.
     If this starts passing (a fixed TF/triton pair), the hook can go."""
-    _require("triton", "tensorflow")
+    require("triton", "tensorflow")
     code = ("import sys, keras_mobile, tensorflow; "
             "sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__ != 'keras_mobile._triton_import']; "
             "import triton; print('imported')")

@@ -35,8 +35,7 @@ def make_fixture(timm_name, out_dir=None, size=None, batch=2, seed=0, input_seed
     import pytest
     if MISSING_TIMM:  # a failure under CI=true (tests/ci_gate.py matches "not installed")
         pytest.skip(f"{'/'.join(MISSING_TIMM)} not installed (in the test extra)")
-    key = f"{timm_name}_s{size or 'def'}_b{batch}_seed{seed}_{input_seed}{'_reparam' if reparam else ''}_v2"
-    folder = os.path.join(FIXTURE_DIR, key)
+    folder = _folder(timm_name, size, batch, seed, input_seed, reparam)
     meta_path = os.path.join(folder, "meta.json")
     if not os.path.exists(meta_path):
         cmd = [sys.executable, __file__, timm_name, "--out", folder, "--batch", str(batch),
@@ -54,11 +53,16 @@ def make_fixture(timm_name, out_dir=None, size=None, batch=2, seed=0, input_seed
     return os.path.join(folder, "model.safetensors"), x, logits, meta["params"]
 
 
+def _folder(timm_name, size=None, batch=2, seed=0, input_seed=1, reparam=False):
+    key = f"{timm_name}_s{size or 'def'}_b{batch}_seed{seed}_{input_seed}{'_reparam' if reparam else ''}_v2"
+    return os.path.join(FIXTURE_DIR, key)
+
+
 def timm_float32_error(timm_name, **kwargs):
     """How far timm's own float32 logits are from its float64 logits on the same fixture."""
     make_fixture(timm_name, **kwargs)
-    key = [d for d in os.listdir(FIXTURE_DIR) if d.startswith(f"{timm_name}_s") and d.endswith("_v2")][0]
-    with open(os.path.join(FIXTURE_DIR, key, "meta.json")) as f:
+    kwargs.pop("float64", None)
+    with open(os.path.join(_folder(timm_name, **kwargs), "meta.json")) as f:
         return json.load(f)["timm_fp32_vs_fp64"]
 
 

@@ -20,7 +20,19 @@ QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "uint8", "int8")
 
 
+def check_backend():
+    """TFLiteConverter traces the model as a TensorFlow graph: only the TensorFlow backend works."""
+    import keras
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            f"keras_mobile.tflite needs the TensorFlow backend; this process runs Keras on {backend!r}. "
+            "Save the model (model.save('m.keras')) and export it in a process started with "
+            "KERAS_BACKEND=tensorflow (layer names and weights are the same on every backend).")
+
+
 def _check(model, quantization, representative_data, input_dtype, output_dtype):
+    check_backend()
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     if quantization == "int8" and representative_data is None and not _is_qat(model):

@@ -20,10 +20,10 @@ def trainable(model):
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
-def _check(timm_name):
+def _check(timm_name, seed=0):
     ctor = getattr(keras_mobile, "MobileOneS" + timm_name[-1])
     float64 = timm_name == "mobileone_s4"
-    path, x, ref, params = make_fixture(timm_name, float64=float64)
+    path, x, ref, params = make_fixture(timm_name, float64=float64, seed=seed)
     model = ctor(weights=path, input_shape=x.shape[1:], include_preprocessing=False, classifier_activation=None)
     fused = keras_mobile.reparameterize(model)
     scale = max(1.0, float(np.abs(ref).max()))
@@ -31,7 +31,7 @@ def _check(timm_name):
     if float64:
         # S4 at random init is high-gain (SE): float32 rounding is amplified ~1e3x, and timm's own
         # float32 logits are this far from exact arithmetic. Hold Keras to the same standard.
-        tol = max(tol, 1.5 * timm_float32_error(timm_name))
+        tol = max(tol, 1.5 * timm_float32_error(timm_name, seed=seed))
     for m, n_params in ((model, PARAMS[timm_name][0]), (fused, PARAMS[timm_name][1])):
         err = float(np.abs(np.asarray(m(x)) - ref).max())
         print(f"{timm_name} {'fused' if m is fused else 'train-time'}: max err {err:.3g} (tol {tol:.3g})")
@@ -49,6 +49,13 @@ def test_parity_with_timm(timm_name):
 @pytest.mark.parametrize("timm_name", SLOW)
 def test_parity_with_timm_large(timm_name):
     _check(timm_name)
+
+
+@pytest.mark.slow
+def test_s4_seed_11_is_as_precise_as_timm():
+    """Issue 14 reported Keras float32 4.7 from float64 here (timm float32: 0.26); measured with
+    scripts/mobileone_precision.py: Keras 0.141, timm 0.169 (fused: Keras 0.048, timm 0.103)."""
+    _check("mobileone_s4", seed=11)
 
 
 def test_fusion_is_exact_with_random_bn_stats():
