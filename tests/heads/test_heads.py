@@ -49,7 +49,7 @@ def test_heads_build_on_every_family(backbone):
     assert out["classes"].shape == (1, len(det.anchors), 3)
     seg = LRASPP(backbone, num_classes=4, input_shape=(s, s, 3))   # the backbone's best stride
     assert seg(np.zeros((1, s, s, 3), np.float32)).shape == (1, s, s, 4)
-    stride = s // seg.get_layer("lraspp.cbr.conv").input.shape[1]
+    stride = s // seg.get_layer("lraspp-cbr-conv").input.shape[1]
     assert stride == (32 if backbone.startswith("EfficientFormer") else 16)   # atrous where supported
 
 
