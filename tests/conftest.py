@@ -66,3 +66,16 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(root / "hf_home" / "hub"))
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # closed port: any real download fails fast
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_op_determinism():
+    """Examples run in-process with --seed turn on TF op determinism (training.set_seed), which is
+    process-wide and slows later tests' pipelines ~3x: switch it off again after each test."""
+    yield
+    import sys
+    if "tensorflow" not in sys.modules:
+        return
+    from tensorflow.python.framework import config as tf_config  # private; checked on TF 2.21
+    if tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
