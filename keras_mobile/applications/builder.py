@@ -62,7 +62,8 @@ def mobilenet_trunk(x, spec, drop_path_rate=0.0, output_stride=32):
                     dilation *= s
                     s = 1
                 stride *= s
-                x = _block(x, b, s, spec, drop_path_rate * index / total, to_layer_name(f"blocks.{si}.{bi}"), dilation)
+                x = _block(x, b, s, spec, drop_path_rate * index / total,
+                           to_layer_name(f"blocks.{si}.{bi}"), dilation)
                 index += 1
                 bi += 1
     return x

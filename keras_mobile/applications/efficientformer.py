@@ -32,7 +32,8 @@ def efficientformer_trunk(x, spec, drop_path_rate=0.0, output_stride=32):
     total, index = sum(depths), 0
     for si, (dim, depth) in enumerate(zip(widths, depths)):
         if si > 0:
-            x = conv_bn_act(x, dim, 3, 2, act=None, use_bias=True, conv_name=to_layer_name(f"stages.{si}.downsample.conv"),
+            x = conv_bn_act(x, dim, 3, 2, act=None, use_bias=True,
+                            conv_name=to_layer_name(f"stages.{si}.downsample.conv"),
                             bn_name=to_layer_name(f"stages.{si}.downsample.norm"))
         vit = num_vit if si == len(widths) - 1 else 0
         bi = 0

@@ -1,5 +1,6 @@
 """Building blocks. Block functions emit standard Keras layers into a functional graph
-(like keras.applications), named by timm module path with "-" for "." (`naming.py`), so weight conversion, QAT, profiling
+(like keras.applications), named by timm module path with "-" for "." (`naming.py`), so weight
+conversion, QAT, profiling
 and TFLite export all see plain Conv2D/BatchNormalization layers. Custom leaf layers
 (LayerScale, StochasticDepth, MultiQueryAttentionCore) are registered serialisable."""
 from keras_mobile.layers.activations import get_activation

@@ -45,7 +45,8 @@ class MobileOneBlock(keras.layers.Layer):
             self.kxk_convs = [_conv(self.filters, k, s, dw, False, to_layer_name(f"conv_kxk.{i}.conv"))
                               for i in range(self.num_conv_branches)]
             self.kxk_norms = [bn(to_layer_name(f"conv_kxk.{i}.bn")) for i in range(self.num_conv_branches)]
-            self.scale_conv = _conv(self.filters, 1, s, dw, False, to_layer_name("conv_scale.conv")) if k > 1 else None
+            self.scale_conv = (_conv(self.filters, 1, s, dw, False, to_layer_name("conv_scale.conv"))
+                               if k > 1 else None)
             self.scale_norm = bn(to_layer_name("conv_scale.bn")) if k > 1 else None
             self.identity = bn("identity") if self.has_identity else None
         if self.se_channels:
