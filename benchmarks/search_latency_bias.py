@@ -4,7 +4,7 @@
 
 The table (keras_mobile.analysis.latency_table) times each block alone; the plain sum
 under-predicts whole models. This script times every block slice and every whole model in the
-same rounds (min of `runs` invokes each, medians over `rounds`: a shared machine's load hits
+same rounds (20th percentile of `runs` invokes each, medians over `rounds`: a shared machine's load hits
 both alike), then compares three corrections of the sum, each
 evaluated leave-one-model-out (fitted on the other models, applied to the held-out one):
 `scale` (a x sum), `per_block` (sum + b x blocks) and both. Writes
@@ -20,43 +20,26 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from latency_table_eval import time_blob  # noqa: E402  (the benchmarks' LiteRT timer)
 MODELS = [("MobileNetV3Small", {}), ("MobileNetV3Small", {"alpha": 0.75}), ("MobileNetV3Large", {}),
           ("MobileNetV4ConvS", {}), ("MobileOneS0", {}), ("MobileNetV3Small", {"input_shape": (160, 160, 3)}),
           ("MobileNetV4ConvS", {"input_shape": (160, 160, 3)})]
 
 
-def _interpreter(blob):
-    from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_content=blob, num_threads=1)
-    it.allocate_tensors()
-    for d in it.get_input_details():
-        it.set_tensor(d["index"], np.random.default_rng(0).standard_normal(d["shape"]).astype(d["dtype"]))
-    return it
-
-
-def _time(it, runs):
-    it.invoke()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        it.invoke()
-        ts.append(time.perf_counter() - t0)
-    return min(ts)
-
-
 def interleaved(models, quantization, runs, rounds):
-    """Per model: per-round (whole-model time, sum of its blocks' times), each the min of `runs`
-    invokes, whole model and blocks timed back to back in every round (the same load for both)."""
+    """Per model: per-round (whole-model time, sum of its blocks' times), each the 20th percentile
+    of `runs` invokes, whole model and blocks timed back to back in every round (the same load for both)."""
     from keras_mobile.analysis import latency_table as lt
     plan = {}
     for name, m in models.items():
-        blocks = [_interpreter(lt.to_tflite(b.to_model(), quantization)) for b in lt.blocks(m)]
-        plan[name] = (_interpreter(lt.to_tflite(m, quantization)), blocks)
+        blocks = [lt.to_tflite(b.to_model(), quantization) for b in lt.blocks(m)]
+        plan[name] = (lt.to_tflite(m, quantization), blocks)
     out = {n: [] for n in plan}
     for _ in range(rounds):
         for n, (whole, blocks) in plan.items():
-            w = _time(whole, runs)
-            s = sum(_time(b, runs) for b in blocks)
+            w = time_blob(whole, 1, runs, "p20")
+            s = sum(time_blob(b, 1, runs, "p20") for b in blocks)
             out[n].append((w, s, len(blocks)))
     return out
 
@@ -97,7 +80,7 @@ def main(argv=None):
         return c["scale"] * x[n][0] + c["per_block_s"] * x[n][1] + overhead
 
     res = {"quantization": a.quantization, "overhead_ms": overhead * 1e3, "rounds": a.rounds, "runs": a.runs,
-           "statistic": "min of runs per round, median over rounds", "models": {}, "corrections": {}}
+           "statistic": "p20 of runs per round, median over rounds", "models": {}, "corrections": {}}
     plain = {n: pred({"scale": 1.0, "per_block_s": 0.0}, n) for n in names}
     for n in names:
         res["models"][n] = {"measured_ms": measured[n] * 1e3, "block_sum_ms": x[n][0] * 1e3, "blocks": x[n][1],

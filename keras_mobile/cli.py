@@ -4,7 +4,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "list", "info", "export", "profile", "roofline", "benchmark"]
+COMMANDS = ["demo", "list", "info", "export", "profile", "roofline", "benchmark", "adapt"]
 
 
 def _load(name):

@@ -164,3 +164,16 @@ def test_bad_arguments(parent, digits):
                              name="custom")
     with pytest.raises(ValueError, match="MobileNetV3/V4 table models"):
         netadapt(other, 1.0, *digits)
+
+
+@pytest.mark.slow
+def test_host_table_prediction_tracks_measured_litert_latency(parent, searched):
+    """The host table's predicted parent -> child speed-up matches the LiteRT-measured one
+    (a ratio of two measurements taken back to back, so machine load cancels)."""
+    from keras_mobile.analysis.latency_table import measure_model_latency
+    child = searched[0]
+    src = get_source("host")
+    predicted = src.predict_ms(child) / src.predict_ms(parent)
+    ratios = [measure_model_latency(child, runs=30) / measure_model_latency(parent, runs=30) for _ in range(3)]
+    assert predicted < 1
+    assert abs(np.median(ratios) - predicted) < 0.15, (predicted, ratios)
