@@ -1,12 +1,15 @@
 """Latency lookup table (EfficientFormer-style): time each distinct block once, predict models.
 
-A model's top-level layers are grouped into blocks by timm module path (`blocks.2.0.*`,
-`stages.1.blocks.3.*`, `stages.0.downsample.*`, `conv_stem`, ...). Each block is cut out of
-the functional graph as a standalone model (its inputs = the tensors it reads from outside),
-converted to a float32 .tflite and timed in the LiteRT interpreter. Blocks are keyed by their
-layer types, configs (names removed) and input shapes, so repeated blocks are measured once
-and the table is reused across models. Prediction = sum of block times (per-invoke interpreter
-overhead is measured once, removed from each block and added back once per model).
+A model's top-level layers are grouped into blocks by module path (`blocks.2.0.*`,
+`stages.1.blocks.3.*`, `stages.0.downsample.*`, `conv_stem`, ...; any of `. _ / : -` may
+separate the parts). Each block is cut out of the functional graph as a standalone model (its
+inputs = the tensors it reads from outside), converted by the package converter
+(`tflite.export.converter_for`, float32 or int8) and timed in the LiteRT interpreter. Blocks
+are keyed by their layer types, configs (names removed) and input shapes, so repeated blocks
+are measured once and the table is reused across models. Prediction = sum of block times
+(per-invoke interpreter overhead is measured once, removed from each block and added back once
+per model), optionally mapped to whole-model time by a correction fitted on measured models
+(`calibrate`).
 
     table = LatencyTable.load_or_new("lut.json", num_threads=1)
     table.measure_model(model)          # fills missing entries

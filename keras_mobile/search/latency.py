@@ -55,6 +55,18 @@ class TableLatency(LatencySource):
             total = c["scale"] * total + c["per_block_s"] * len(rows)
         return total * 1e3
 
+    def calibrate(self, model, runs=30):
+        """Fit the table's whole-model scale on `model` measured whole with LiteRT on this machine.
+
+        The sum of separately timed blocks misses a per-model cost (see `LatencyTable`); one
+        whole-model measurement of the model being searched fixes its scale for its children."""
+        from keras_mobile.analysis.latency_table import measure_model_latency
+        self.table.measure_model(model, runs=self.runs)
+        measured = measure_model_latency(model, self.table.num_threads, runs, self.table.quantization)
+        self.table.calibrate([(model, measured)], terms=("scale",))
+        self.save()
+        return measured * 1e3
+
     def save(self):
         if self.path:
             self.table.save(self.path)

@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 
 from keras_mobile.search.inherit import inherit, l2_rank
-from keras_mobile.search.latency import get_source
+from keras_mobile.search.latency import HOST_SOURCES, get_source
 from keras_mobile.search.space import TableSpace
 
 STATE_VERSION = 1
@@ -211,7 +211,7 @@ def _progress(total, desc):
 
 def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, short_term_steps=100,
              long_term_epochs=1, out_dir=None, seed=0, batch_size=32, learning_rate=1e-3,
-             long_term_learning_rate=None, max_iterations=100, num_threads=1, knobs=None):
+             long_term_learning_rate=None, max_iterations=100, num_threads=1, knobs=None, calibrate=True):
     """Shrinks `model` (a package MobileNetV3/V4) until its predicted latency is within `budget_ms`.
 
     Args:
@@ -235,6 +235,8 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
         num_threads: LiteRT threads of the "host" sources.
         knobs: which choices to search: None (all), a set of kinds ({"mid"}, {"out"}) or a
             callable Knob -> bool (e.g. only some rows).
+        calibrate: with "host"/"host-int8", time `model` whole once and scale the block table
+            to it (the block sum alone under-predicts whole models on this machine).
 
     Returns:
         The adapted Functional model (its weights inherited from `model`, then fine-tuned).
@@ -277,6 +279,9 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
     try:
         state, current = _resume(paths, args)
         if state is None:
+            measured = None
+            if calibrate and isinstance(latency, str) and latency in HOST_SOURCES:
+                measured = source.calibrate(model)     # LiteRT ms of the whole start model
             start_ms = source.predict_ms(model)
             floor = pricer.whole(space.smallest(keep))
             if budget_ms < floor:
@@ -285,6 +290,7 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
                                  f"start from {start_ms:.3f} ms")
             current = model
             state = {"version": STATE_VERSION, "args": args, "start_ms": start_ms, "floor_ms": floor,
+                     "start_measured_ms": measured,
                      "current_ms": start_ms, "iteration": 0, "start_accuracy": evaluate(model, val),
                      "done": False, "iterations": []}
         else:

@@ -45,3 +45,13 @@ def test_bad_sources(tmp_path):
             get_source(bad)
     with pytest.raises(ValueError, match="must return a positive number"):
         get_source(lambda m: 0).predict_ms(_net())
+
+
+def test_host_calibration_makes_the_table_predict_the_measured_whole_model(tmp_path):
+    src = get_source("host", cache_path=str(tmp_path / "host.json"))
+    m = _net(16)
+    measured = src.calibrate(m, runs=10)
+    assert src.table.correction["fitted_on"] == ["net"] and src.table.correction["scale"] > 0
+    assert src.predict_ms(m) == pytest.approx(measured, rel=1e-6)
+    reloaded = get_source("host", cache_path=str(tmp_path / "host.json"))   # the fit is kept with the table
+    assert reloaded.predict_ms(m) == pytest.approx(measured, rel=1e-6)
