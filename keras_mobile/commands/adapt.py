@@ -4,7 +4,7 @@ MODEL is a trained `.keras` file of a package MobileNetV3/V4, or a constructor n
 first trained from scratch for --pretrain-epochs on the data). DIR receives `model.keras`,
 `search.json` (every proposal: block, widths, predicted ms, short-term accuracy; the chosen
 path) and `pareto.png` (accuracy vs predicted latency of every proposal, the chosen path
-marked; start and result also at their LiteRT-measured latency).
+marked; start and result at their LiteRT-measured latency when the source is this host).
 """
 import os
 
@@ -84,8 +84,9 @@ def _model(args, size, classes, train):
     return model
 
 
-def plot(log, measured, path):
-    """Accuracy vs predicted latency of every proposal, the chosen path joined."""
+def plot(log, measured, path, same_axis):
+    """Accuracy vs predicted latency of every proposal, the chosen path joined; the LiteRT-measured
+    start and result on the same axis only when the source is this host (else in the title)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -96,8 +97,12 @@ def plot(log, measured, path):
     path_pts = [(log["start_ms"], log["start_accuracy"])] + [(c["predicted_ms"], c["accuracy"])
                                                              for c in log["chosen_path"]]
     ax.plot(*zip(*path_pts), "o-", c="C0", label="chosen path")
-    for label, (ms, acc) in measured.items():
-        ax.scatter([ms], [acc], marker="*", s=80, label=f"{label} (LiteRT measured)")
+    if same_axis:
+        for label, (ms, acc) in measured.items():
+            ax.scatter([ms], [acc], marker="*", s=80, label=f"{label} (LiteRT measured)")
+    else:
+        ax.set_title("LiteRT measured here: " + ", ".join(f"{k} {v[0]:.2f} ms" for k, v in measured.items()),
+                     fontsize=8)
     ax.axvline(log["budget_ms"], ls="--", c="C3", label="budget")
     ax.set_xlabel(f"latency (ms, {log['latency']})")
     ax.set_ylabel("validation accuracy")
@@ -145,7 +150,7 @@ def run(args):
     log["measured_ms"] = {k: v[0] for k, v in measured.items()}
     from keras_mobile.tflite.export import write_atomic
     write_atomic(os.path.join(args.out, "search.json"), json.dumps(log, indent=1).encode())
-    plot(log, measured, os.path.join(args.out, "pareto.png"))
+    plot(log, measured, os.path.join(args.out, "pareto.png"), args.latency in ("host", "host-int8"))
     print(f"{log['model']}: {log['start_ms']:.2f} -> {log['current_ms']:.2f} ms predicted ({log['latency']}), "
           f"LiteRT {q} measured {measured['start'][0]:.2f} -> {measured['result'][0]:.2f} ms; accuracy "
           f"{log['start_accuracy']:.3f} -> {log['final_accuracy']:.3f}; written to {args.out}")
