@@ -16,6 +16,7 @@ changing this interface. Layers of a row are found in the built graph from the b
 """
 import functools
 from dataclasses import asdict, dataclass, replace
+
 import keras
 
 from keras_mobile.applications import builder
