@@ -1,12 +1,15 @@
 """Latency lookup table (EfficientFormer-style): time each distinct block once, predict models.
 
-A model's top-level layers are grouped into blocks by timm module path (`blocks.2.0.*`,
-`stages.1.blocks.3.*`, `stages.0.downsample.*`, `conv_stem`, ...). Each block is cut out of
-the functional graph as a standalone model (its inputs = the tensors it reads from outside),
-converted to a float32 .tflite and timed in the LiteRT interpreter. Blocks are keyed by their
-layer types, configs (names removed) and input shapes, so repeated blocks are measured once
-and the table is reused across models. Prediction = sum of block times (per-invoke interpreter
-overhead is measured once, removed from each block and added back once per model).
+A model's top-level layers are grouped into blocks by module path (`blocks.2.0.*`,
+`stages.1.blocks.3.*`, `stages.0.downsample.*`, `conv_stem`, ...; any of `. _ / : -` may
+separate the parts). Each block is cut out of the functional graph as a standalone model (its
+inputs = the tensors it reads from outside), converted by the package converter
+(`tflite.export.converter_for`, float32 or int8) and timed in the LiteRT interpreter. Blocks
+are keyed by their layer types, configs (names removed) and input shapes, so repeated blocks
+are measured once and the table is reused across models. Prediction = sum of block times
+(per-invoke interpreter overhead is measured once, removed from each block and added back once
+per model), optionally mapped to whole-model time by a correction fitted on measured models
+(`calibrate`).
 
     table = LatencyTable.load_or_new("lut.json", num_threads=1)
     table.measure_model(model)          # fills missing entries
@@ -22,20 +25,22 @@ import time
 
 import numpy as np
 
-_NUM = re.compile(r"^\d+$")
+_TOKEN = re.compile(r"[^._/:-]+")
 
 
 def block_of(layer_name):
-    """Group key (a timm module path) of a layer: its timm path cut after the 2nd index, or the
-    part after the 1st."""
-    from keras_mobile.layers.naming import to_timm_path
-    parts = to_timm_path(layer_name).split(".")
-    idx = [i for i, p in enumerate(parts) if _NUM.match(p)]
+    """Group key of a layer from its module path: cut after the 2nd index, or the part after the 1st.
+
+    Tokens may be separated by any of `. _ / : -` ("blocks.2.0.conv_pw", "blocks_2_0_conv_pw" and
+    "blocks/2/0/conv_pw" give "blocks.2.0", "blocks_2_0", "blocks/2/0"), so the grouping does not
+    depend on how a backend spells layer names. A name without an index is its own group."""
+    toks = list(_TOKEN.finditer(layer_name))
+    idx = [i for i, t in enumerate(toks) if t.group().isdigit()]
     if len(idx) >= 2:
-        return ".".join(parts[:idx[1] + 1])
-    if len(idx) == 1:
-        return ".".join(parts[:min(idx[0] + 2, len(parts))])
-    return parts[0]
+        return layer_name[:toks[idx[1]].end()]
+    if len(idx) == 1 and idx[0] + 1 < len(toks):
+        return layer_name[:toks[idx[0] + 1].end()]
+    return layer_name
 
 
 def _config_key(layer):
@@ -163,9 +168,23 @@ class _quiet:
             os.close(fd)
 
 
-def to_tflite(model, quiet=True):
-    import tensorflow as tf
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+QUANTIZATIONS = ("float32", "int8")
+
+
+def to_tflite(model, quantization="float32", quiet=True):
+    """Batch-1 .tflite bytes of `model` through the package converter (`tflite.export.converter_for`).
+
+    int8 is calibrated on random normal inputs (timing does not depend on the scales) with float
+    IO, as a block slice of an int8 model would be fed by the previous slice's dequantized output."""
+    from keras_mobile.tflite.export import converter_for
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    rep = None
+    if quantization == "int8":
+        shape = tuple(model.inputs[0].shape[1:])
+        rep = np.random.default_rng(0).standard_normal((8,) + shape).astype("float32")
+    conv = converter_for(model, quantization, rep, "float32", "float32", num_calibration_steps=8,
+                         progress=False)
     if not quiet:
         return conv.convert()
     with _quiet():
@@ -199,78 +218,93 @@ def time_tflite(content, num_threads=1, runs=20, warmup=3, seconds=None):
     return statistics.median(times)
 
 
-def _overhead(num_threads):
+def _overhead(num_threads, quantization="float32"):
     import keras
     x = keras.Input(batch_shape=(1, 4))
     m = keras.Model(x, keras.layers.Dense(4)(x))
-    return time_tflite(to_tflite(m), num_threads, runs=200, warmup=20)
+    return time_tflite(to_tflite(m, quantization), num_threads, runs=200, warmup=20)
 
 
 class LatencyTable:
-    def __init__(self, entries=None, num_threads=1, overhead=None, host=None):
+    """Measured seconds per distinct block on one host/thread count/quantization.
+
+    `correction` (fitted by `calibrate` on whole models measured on the same host) maps the sum
+    of the block times to a whole-model time: `scale * sum + per_block * n_blocks`. A block timed
+    alone runs back to back on its own (its weights and input stay in cache, its kernels' packing
+    and dispatch are warm); inside a model each block starts from what the previous one left, a
+    cost the plain sum misses (see benchmarks/latency_table_eval.py for the measured effect)."""
+
+    def __init__(self, entries=None, num_threads=1, overhead=None, host=None, quantization="float32",
+                 correction=None):
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
         self.entries = dict(entries or {})   # key -> {"seconds", "block", "macs"}
         self.num_threads = num_threads
         self.overhead = overhead
         self.host = host or _host()
+        self.quantization = quantization
+        self.correction = correction       # {"scale", "per_block_s", ...} or None
 
     # persistence ---------------------------------------------------------------------------
     def to_dict(self):
         return {"num_threads": self.num_threads, "overhead_seconds": self.overhead, "host": self.host,
-                "entries": self.entries}
+                "quantization": self.quantization, "correction": self.correction, "entries": self.entries}
 
     def save(self, path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        from keras_mobile.tflite.export import write_atomic
+        write_atomic(path, json.dumps(self.to_dict(), indent=1, sort_keys=True).encode())
         return path
 
     @classmethod
     def load(cls, path):
         with open(path) as f:
             d = json.load(f)
-        return cls(d["entries"], d.get("num_threads", 1), d.get("overhead_seconds"), d.get("host"))
+        if not isinstance(d, dict) or not isinstance(d.get("entries"), dict):
+            raise ValueError(f"{path} is not a latency table (a JSON object with an 'entries' object)")
+        return cls(d["entries"], d.get("num_threads", 1), d.get("overhead_seconds"), d.get("host"),
+                   d.get("quantization", "float32"), d.get("correction"))
 
     @classmethod
-    def load_or_new(cls, path, num_threads=1):
+    def load_or_new(cls, path, num_threads=1, quantization="float32"):
         if path and os.path.exists(path):
             t = cls.load(path)
-            if t.num_threads == num_threads:
+            if t.num_threads == num_threads and t.quantization == quantization:
                 return t
-        return cls(num_threads=num_threads)
+        return cls(num_threads=num_threads, quantization=quantization)
 
     # measurement / prediction ----------------------------------------------------------------
+    def _measure_block(self, b, runs):
+        from keras_mobile.analysis.profile import profile
+        sub = b.to_model()
+        secs = time_tflite(to_tflite(sub, self.quantization), self.num_threads, runs=runs)
+        try:
+            macs = profile(sub).macs
+        except Exception:  # noqa: BLE001 - MACs are informational
+            macs = None
+        self.entries[b.key()] = {"seconds": secs, "block": b.name, "macs": macs,
+                                 "layers": [type(l).__name__ for l, _ in b.items]}
+
     def measure_model(self, model, runs=20, progress=False):
         """Measure every block of `model` not yet in the table; returns the number measured."""
         if self.overhead is None:
-            self.overhead = _overhead(self.num_threads)
-        todo = []
+            self.overhead = _overhead(self.num_threads, self.quantization)
+        todo = {}
         for b in blocks(model):
-            k = b.key()
-            if k not in self.entries and k not in {key for key, _ in todo}:
-                todo.append((k, b))
-        it = todo
+            if b.key() not in self.entries:
+                todo.setdefault(b.key(), b)
+        it = todo.values()
         if progress:
             from keras_mobile.progress import progress_bar
-            it = progress_bar(todo, desc=f"LUT {model.name}", unit="block", leave=False)
-        for k, b in it:
-            from keras_mobile.analysis.profile import profile
-            sub = b.to_model()
-            secs = time_tflite(to_tflite(sub), self.num_threads, runs=runs)
-            try:
-                macs = profile(sub).macs
-            except Exception:
-                macs = None
-            self.entries[k] = {"seconds": secs, "block": b.name, "macs": macs,
-                               "layers": [type(l).__name__ for l, _ in b.items]}
+            it = progress_bar(it, total=len(todo), desc=f"LUT {model.name}", unit="block", leave=False)
+        for b in it:
+            self._measure_block(b, runs)
         return len(todo)
 
     def missing(self, model):
         return [b.name for b in blocks(model) if b.key() not in self.entries]
 
-    def predict(self, model, breakdown=False):
-        """Predicted seconds per batch-1 inference (raises KeyError naming unmeasured blocks)."""
+    def block_sum(self, model):
+        """(sum of block seconds without the per-invoke overhead, [(block, seconds)])."""
         rows, missing = [], []
         ovh = self.overhead or 0.0
         for b in blocks(model):
@@ -282,8 +316,64 @@ class LatencyTable:
         if missing:
             raise KeyError(f"blocks not in the latency table: {', '.join(missing[:8])}"
                            f"{' ...' if len(missing) > 8 else ''}; run measure_model first")
-        total = sum(s for _, s in rows) + ovh
+        return sum(s for _, s in rows), rows
+
+    def predict(self, model, breakdown=False, corrected=True):
+        """Predicted seconds per batch-1 inference (raises KeyError naming unmeasured blocks).
+
+        corrected=True applies the fitted `correction` when the table has one."""
+        total, rows = self.block_sum(model)
+        c = self.correction if corrected else None
+        if c:
+            total = c["scale"] * total + c["per_block_s"] * len(rows)
+        total += self.overhead or 0.0
         return (total, rows) if breakdown else total
+
+    def calibrate(self, pairs, terms=("scale", "per_block")):
+        """Fit the correction on [(model, measured seconds)] by least squares (non-negative terms).
+
+        terms: which of "scale" (multiplies the block sum) and "per_block" (seconds per block)
+        to fit; the other stays at its identity value. Returns the correction dict."""
+        if not pairs:
+            raise ValueError("calibrate needs at least one (model, measured seconds) pair")
+        ovh = self.overhead or 0.0
+        feats, ys = [], []
+        for m, measured in pairs:
+            total, rows = self.block_sum(m)
+            feats.append((total, len(rows)))
+            ys.append(measured - ovh)
+        self.correction = fit_correction(feats, ys, terms)
+        self.correction["fitted_on"] = [m.name for m, _ in pairs]
+        return self.correction
+
+
+def fit_correction(feats, ys, terms=("scale", "per_block")):
+    """Least squares of y = scale * block_sum + per_block * n_blocks with non-negative terms.
+
+    feats: [(block_sum_s, n_blocks)]; terms not fitted stay at identity (scale 1, per_block 0).
+    With two terms a negative coefficient drops that term (the other is refitted alone)."""
+    f = np.asarray(feats, float)
+    y = np.asarray(ys, float)
+    cols = {"scale": f[:, 0], "per_block_s": f[:, 1]}
+    wanted = [n for n, t in (("scale", "scale"), ("per_block_s", "per_block")) if t in terms]
+
+    def solve(names):
+        target = y if "scale" in names else y - f[:, 0]
+        if not names:
+            return {}
+        coef = np.linalg.lstsq(np.stack([cols[n] for n in names], 1), target, rcond=None)[0]
+        return dict(zip(names, coef.tolist()))
+
+    fit = solve(wanted)
+    if any(v < 0 for v in fit.values()):
+        fits = [solve([n]) for n in wanted]
+        fit = min((d for d in fits if all(v >= 0 for v in d.values())), default={},
+                  key=lambda d: float(np.sum((_apply(d, f) - y) ** 2)))
+    return {"scale": 1.0, "per_block_s": 0.0, **fit}
+
+
+def _apply(c, f):
+    return c.get("scale", 1.0) * f[:, 0] + c.get("per_block_s", 0.0) * f[:, 1]
 
 
 def _host():
@@ -292,9 +382,9 @@ def _host():
             "cpus": os.cpu_count()}
 
 
-def measure_model_latency(model, num_threads=1, runs=20):
-    """Whole-model LiteRT float32 latency (seconds, median)."""
-    return time_tflite(to_tflite(model), num_threads, runs=runs)
+def measure_model_latency(model, num_threads=1, runs=20, quantization="float32"):
+    """Whole-model LiteRT latency (seconds, median) of the float32 or int8 file."""
+    return time_tflite(to_tflite(model, quantization), num_threads, runs=runs)
 
 
 def spearman(a, b):
@@ -315,7 +405,7 @@ def evaluate(models, table, runs=10, progress=True):
     res = {}
     for m in models:
         table.measure_model(m, runs=runs, progress=progress)
-        res[m.name] = (table.predict(m), measure_model_latency(m, table.num_threads, runs=runs))
+        res[m.name] = (table.predict(m), measure_model_latency(m, table.num_threads, runs, table.quantization))
     names = list(res)
     pred = [res[n][0] for n in names]
     meas = [res[n][1] for n in names]

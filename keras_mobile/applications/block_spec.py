@@ -32,6 +32,7 @@ class BlockSpec:
     key_dim: int = 0
     kv_stride: int = 1
     skip: Optional[bool] = None  # None: residual when shapes allow ("cn": never)
+    mid: Optional[int] = None    # exact expansion width (ir/er/uir), overrides `expand` (search children)
 
     def __post_init__(self):
         if self.type not in BLOCK_TYPES:
@@ -40,6 +41,8 @@ class BlockSpec:
             raise ValueError(f"bad block spec {self}")
         if self.type in ("mqa", "mha") and (self.heads <= 0 or self.key_dim <= 0):
             raise ValueError(f"attention block needs heads and key_dim: {self}")
+        if self.mid is not None and (self.type not in ("ir", "er", "uir") or self.mid <= 0):
+            raise ValueError(f"mid (exact expansion width) needs a positive int on an ir/er/uir block: {self}")
 
 
 def cn(out, k=1, s=1, act=None, r=1):

@@ -46,8 +46,11 @@ def round_channels(c, multiplier):
     return make_divisible(c * multiplier) if multiplier != 1.0 else c
 
 
-def mobilenet_trunk(x, spec, drop_path_rate=0.0, output_stride=32):
-    """Stem + blocks of a MobileNetV3/V4 table (timm `MobileNetV3.forward_features`)."""
+def mobilenet_trunk(x, spec, drop_path_rate=0.0, output_stride=32, on_block=None):
+    """Stem + blocks of a MobileNetV3/V4 table (timm `MobileNetV3.forward_features`).
+
+    on_block(row, x_in, x_out), if given, is called after each expanded table row (the search
+    uses it to find a row's layers in the graph without reading layer names)."""
     stem = spec.stem if spec.fix_stem else round_channels(spec.stem, spec.channel_multiplier)
     x = L.conv_bn_act(x, stem, 3, 2, act=spec.act, bn_eps=spec.bn_eps, padding=spec.padding,
                       conv_name="conv_stem", bn_name="bn1", act_name="act1")
@@ -62,8 +65,11 @@ def mobilenet_trunk(x, spec, drop_path_rate=0.0, output_stride=32):
                     dilation *= s
                     s = 1
                 stride *= s
+                x_in = x
                 x = _block(x, b, s, spec, drop_path_rate * index / total,
                            to_layer_name(f"blocks.{si}.{bi}"), dilation)
+                if on_block is not None:
+                    on_block(index, x_in, x)
                 index += 1
                 bi += 1
     return x
@@ -81,16 +87,16 @@ def _block(x, b, strides, spec, dpr, name, dilation=1):
         return L.depthwise_separable(x, out, b.kernel, strides, act, se, spec.se_act, spec.se_gate,
                                      noskip=b.skip is False, dilation=dilation, **common)
     if b.type == "ir":
-        mid = make_divisible(in_ch * b.expand)
+        mid = b.mid or make_divisible(in_ch * b.expand)
         se = make_divisible(mid * b.se) if b.se else 0
         return L.inverted_residual(x, out, mid, b.kernel, strides, act, se, spec.se_act, spec.se_gate,
                                    noskip=b.skip is False, dilation=dilation, **common)
     if b.type == "er":
-        mid = make_divisible(in_ch * b.expand)
+        mid = b.mid or make_divisible(in_ch * b.expand)
         return L.fused_inverted_bottleneck(x, out, mid, b.kernel, strides, act,
                                            noskip=b.skip is False, dilation=dilation, **common)
     if b.type == "uir":
-        mid = make_divisible(in_ch * b.expand)
+        mid = b.mid or make_divisible(in_ch * b.expand)
         return L.universal_inverted_bottleneck(x, out, mid, b.start_kernel, b.kernel, strides, act,
                                                spec.layer_scale, noskip=b.skip is False,
                                                dilation=dilation, **common)

@@ -65,3 +65,48 @@ def test_wrapped_model_is_unwrapped():
     m = _tiny()
     wrapped, _ = fixed_batch(m, 1)
     assert [b.name for b in lt.blocks(wrapped)] == [b.name for b in lt.blocks(m)]
+
+
+def test_block_names_any_separator():
+    assert lt.block_of("blocks_2_0_conv_pw") == "blocks_2_0"
+    assert lt.block_of("stages/1/blocks/3/mlp/fc1") == "stages/1/blocks/3"
+    assert lt.block_of("stages_0_downsample_conv") == "stages_0_downsample"
+    assert lt.block_of("conv_stem") == "conv_stem" and lt.block_of("bn1") == "bn1"
+
+
+def test_fit_correction_recovers_scale_and_per_block_cost():
+    feats = [(0.010, 10), (0.020, 15), (0.005, 30), (0.040, 20)]
+    ys = [1.08 * s + 2e-5 * n for s, n in feats]
+    c = lt.fit_correction(feats, ys)
+    assert c["scale"] == pytest.approx(1.08) and c["per_block_s"] == pytest.approx(2e-5)
+    only = lt.fit_correction(feats, [s + 3e-5 * n for s, n in feats], terms=("per_block",))
+    assert only == {"scale": 1.0, "per_block_s": pytest.approx(3e-5)}
+    # a fit that wants a negative term drops it instead of predicting negative costs
+    neg = lt.fit_correction(feats, [1.5 * s - 1e-5 * n for s, n in feats])
+    assert neg["per_block_s"] >= 0 and neg["scale"] > 0
+
+
+def test_correction_is_applied_and_saved(tmp_path):
+    m = _tiny()
+    table = lt.LatencyTable(num_threads=1)
+    table.measure_model(m, runs=3)
+    plain = table.predict(m)
+    total, rows = table.block_sum(m)
+    table.calibrate([(m, 2 * total + table.overhead)], terms=("scale",))
+    assert table.predict(m) == pytest.approx(2 * total + table.overhead)
+    assert table.predict(m, corrected=False) == pytest.approx(plain)
+    again = lt.LatencyTable.load(table.save(str(tmp_path / "lut.json")))
+    assert again.predict(m) == pytest.approx(table.predict(m)) and again.correction["fitted_on"] == ["tiny"]
+
+
+def test_int8_table_and_bad_files(tmp_path):
+    m = _tiny()
+    table = lt.LatencyTable(num_threads=1, quantization="int8")
+    table.measure_model(m, runs=2)
+    assert table.predict(m) > 0 and lt.LatencyTable.load(table.save(str(tmp_path / "q.json"))).quantization == "int8"
+    assert lt.LatencyTable.load_or_new(str(tmp_path / "q.json"), 1, "float32").entries == {}
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        lt.LatencyTable(quantization="float16")
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="is not a latency table"):
+        lt.LatencyTable.load(str(tmp_path / "bad.json"))

@@ -1,0 +1,402 @@
+"""NetAdapt (Yang et al., ECCV 2018): shrink a trained model to a latency budget, block by block.
+
+Each iteration asks every knob of the table (expansion width of a row, or the width of a group
+of residual-tied rows) for the largest reduction that brings the predicted latency down by
+`step` x the starting latency, builds that child with the kept channels (largest L2 norm of
+the expansion conv's filters, or of the projections for an output width) copied from the
+parent, fine-tunes it for `short_term_steps` and keeps the most accurate. It stops at the
+budget and fine-tunes the result for `long_term_epochs`.
+
+State lives in `out_dir` (`state.json`, `current.keras`, `search.json`): a run interrupted
+between iterations continues from the last finished one when called again with the same
+arguments.
+"""
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from keras_mobile.search.inherit import inherit, l2_rank
+from keras_mobile.search.latency import HOST_SOURCES, get_source
+from keras_mobile.search.space import TableSpace
+
+STATE_VERSION = 1
+
+
+# data ------------------------------------------------------------------------------------------
+class _Data:
+    """Batches of (raw pixels, labels) from (x, y) arrays or a tf.data pipeline of (x, y) batches."""
+
+    def __init__(self, data, input_shape, batch_size, name):
+        self.arrays = isinstance(data, (tuple, list))
+        if self.arrays:
+            if len(data) != 2:
+                raise ValueError(f"{name} must be (x, y) arrays or a tf.data.Dataset of (x, y) batches")
+            x, y = np.asarray(data[0], "float32"), np.asarray(data[1])
+            if x.ndim == 3 and input_shape[-1] == 3:
+                x = np.repeat(x[..., None], 3, -1)
+            if tuple(x.shape[1:]) != tuple(input_shape):
+                raise ValueError(f"{name} images have shape {x.shape[1:]}, the model takes {tuple(input_shape)}; "
+                                 f"resize them first")
+            if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"{name} labels must be [N] integers matching the {len(x)} images, got "
+                                 f"{y.dtype} {y.shape}")
+            self.x, self.y, self.batch_size = x, y.astype("int32"), batch_size
+        else:
+            if not hasattr(data, "as_numpy_iterator"):
+                raise ValueError(f"{name} must be (x, y) arrays or a tf.data.Dataset of (x, y) batches, "
+                                 f"got {type(data).__name__}")
+            self.ds = data
+
+    def epoch(self, seed):
+        """One pass of batches (arrays shuffled by `seed`)."""
+        if self.arrays:
+            order = np.random.default_rng(seed).permutation(len(self.x))
+            for i in range(0, len(order) - self.batch_size + 1, self.batch_size):
+                idx = order[i:i + self.batch_size]
+                yield self.x[idx], self.y[idx]
+        else:
+            for x, y in self.ds.as_numpy_iterator():
+                yield np.asarray(x, "float32"), np.asarray(y)
+
+    def steps(self, n, seed):
+        """Exactly n batches, cycling epochs."""
+        done, e = 0, 0
+        while done < n:
+            got = False
+            for b in self.epoch(seed + e):
+                got = True
+                yield b
+                done += 1
+                if done >= n:
+                    return
+            if not got:
+                raise ValueError("training data yielded no full batch; use more images or a smaller batch_size")
+            e += 1
+
+    def ordered(self):
+        if self.arrays:
+            for i in range(0, len(self.x), self.batch_size):
+                yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
+        else:
+            yield from self.epoch(0)
+
+
+def _labels(y):
+    y = np.asarray(y)
+    return y.argmax(-1) if y.ndim == 2 else y.astype("int32")
+
+
+EAGER_BELOW = 40   # tracing a train step costs ~25-40 eager steps of a small MobileNet on this CPU
+
+
+def _compile(model, learning_rate, eager):
+    import keras
+    last = [l for l in model.layers if type(l).__name__ == "Dense"]
+    logits = bool(last) and keras.activations.serialize(last[-1].activation) in ("linear", None)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=logits),
+                  run_eagerly=eager, jit_compile=False)
+
+
+def _train(model, batches, learning_rate, seed, steps):
+    """`steps` batches of Adam; a short run stays eager (each proposal is a new graph to trace)."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    _compile(model, learning_rate, eager=steps < EAGER_BELOW)
+    for x, y in batches:
+        model.train_on_batch(x, _labels(y))
+
+
+def evaluate(model, data):
+    """Top-1 accuracy of `model` over a `_Data`."""
+    hits = n = 0
+    for x, y in data.ordered():
+        p = np.asarray(model(x, training=False)).argmax(-1)
+        hits += int((p == _labels(y)).sum())
+        n += len(p)
+    return hits / max(n, 1)
+
+
+# latency ---------------------------------------------------------------------------------------
+class _Pricer:
+    """Predicted latency of spaces: parent total - old rows + new rows when the source prices
+    single rows (table, roofline); the whole child otherwise."""
+
+    def __init__(self, source):
+        from keras_mobile.search.latency import LatencySource
+        self.source = source
+        self.rowwise = type(source).row_ms is not LatencySource.row_ms
+        self.rows = {}
+
+    def _row(self, space, i, in_shape):
+        key = (repr(space.rows[i]), tuple(in_shape), space.spec.act, space.spec.bn_eps, space.spec.padding)
+        if key not in self.rows:
+            self.rows[key] = self.source.row_ms(space.row_model(i, in_shape))
+        return self.rows[key]
+
+    def whole(self, space):
+        return self.source.predict_ms(space.build().model)
+
+    def delta(self, parent, parent_ms, built, knob, child):
+        """Predicted ms of `child` (= parent with `knob` changed), from the rows it changes."""
+        if knob.stem or not self.rowwise:
+            return self.whole(child)
+        changed = set(knob.rows)
+        if knob.kind == "out":
+            nxt = max(knob.rows) + 1
+            if nxt >= len(parent.rows):
+                return self.whole(child)          # the head reads this width: not a row
+            changed.add(nxt)
+        ms = parent_ms
+        for i in sorted(changed):
+            in_p = built.row_inputs[i]
+            in_c = in_p[:-1] + ((child.rows[i - 1].out if i else child.spec.stem),)
+            ms += self._row(child, i, in_c) - self._row(parent, i, in_p)
+        return ms
+
+
+def _proposal(pricer, space, space_ms, built, knob, target):
+    """The largest value of `knob` whose child is predicted at or under `target` ms (binary search
+    over the knob's choices, latency assumed monotone in width), else its smallest value."""
+    choices = space.choices(knob)
+    if not choices:
+        return None
+    price = {}
+
+    def ms(v):
+        if v not in price:
+            price[v] = pricer.delta(space, space_ms, built, knob, space.set(knob, v))
+        return price[v]
+
+    lo, hi = 0, len(choices) - 1                      # choices are descending
+    if ms(choices[hi]) > target:
+        return choices[hi], ms(choices[hi]), False   # cannot reach the target alone
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ms(choices[mid]) <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return choices[lo], ms(choices[lo]), True
+
+
+def _kept(built, space, knob, value):
+    """{(old, new): indices} for the knob's width: L2 norm of the filters that produce it."""
+    if knob.kind == "mid":
+        k = np.asarray(built.expansion_conv(knob.rows[0]).kernel.numpy())
+        return {(k.shape[-1], value): l2_rank(k, value)}
+    convs = ([-1] if knob.stem else []) + list(knob.rows)
+    norms = None
+    for i in convs:
+        k = np.asarray(built.output_conv(i).kernel.numpy(), np.float64)
+        n = np.sqrt((k.reshape(-1, k.shape[-1]) ** 2).sum(0))
+        norms = n if norms is None else norms + n
+    old = space.value(knob)
+    return {(old, value): np.sort(np.argsort(-norms, kind="stable")[:value])}
+
+
+# search ----------------------------------------------------------------------------------------
+def _save_json(path, obj):
+    from keras_mobile.tflite.export import write_atomic
+    write_atomic(path, json.dumps(obj, indent=1, default=float).encode())
+
+
+def _progress(total, desc):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="proposal", leave=False, disable=not sys.stderr.isatty())
+
+
+def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, short_term_steps=100,
+             long_term_epochs=1, out_dir=None, seed=0, batch_size=32, learning_rate=1e-3,
+             long_term_learning_rate=None, max_iterations=100, num_threads=1, knobs=None, calibrate=True):
+    """Shrinks `model` (a package MobileNetV3/V4) until its predicted latency is within `budget_ms`.
+
+    Args:
+        model: a trained keras_mobile MobileNetV3/V4 classifier (any width multiplier, or a
+            result of an earlier search).
+        budget_ms: the latency to reach, in milliseconds of the `latency` source.
+        train_data, val_data: (x, y) arrays of raw pixels at the model's input size and integer
+            labels, or tf.data pipelines of (x, y) batches (integer or one-hot labels).
+        latency: "host" (LiteRT float32 on this machine), "host-int8", "edgetpu" (roofline
+            preset), a latency-table JSON path, a callable model -> ms, or a LatencySource.
+        step: fraction of the starting latency each iteration removes.
+        short_term_steps: fine-tuning batches per proposal before comparing accuracies.
+        long_term_epochs: fine-tuning epochs of the final model.
+        out_dir: where the state, the log (`search.json`) and the result (`model.keras`) go;
+            a run with the same out_dir and arguments resumes. None: a temporary folder.
+        seed: seeds the batch order and the fine-tuning.
+        batch_size: batch size for (x, y) arrays.
+        learning_rate: Adam learning rate of the short-term fine-tuning.
+        long_term_learning_rate: of the final fine-tuning (default learning_rate).
+        max_iterations: stop after this many iterations even if the budget is not reached.
+        num_threads: LiteRT threads of the "host" sources.
+        knobs: which choices to search: None (all), a set of kinds ({"mid"}, {"out"}) or a
+            callable Knob -> bool (e.g. only some rows).
+        calibrate: with "host"/"host-int8", time `model` whole once and scale the block table
+            to it (the block sum alone under-predicts whole models on this machine).
+
+    Returns:
+        The adapted Functional model (its weights inherited from `model`, then fine-tuned).
+
+    Raises:
+        ValueError: for a model outside the supported tables, bad data, or a budget below the
+            smallest latency the space can reach (the message names that minimum).
+    """
+    if not budget_ms > 0:
+        raise ValueError(f"budget_ms must be a positive number, got {budget_ms!r}")
+    if not 0 < step < 1:
+        raise ValueError(f"step must be in (0, 1), got {step!r}")
+    if short_term_steps < 0 or long_term_epochs < 0:
+        raise ValueError("short_term_steps and long_term_epochs must be >= 0")
+    space = TableSpace.from_model(model)
+    shape = tuple(model.inputs[0].shape[1:])
+    train = _Data(train_data, shape, batch_size, "train_data")
+    val = _Data(val_data, shape, batch_size, "val_data")
+    source = get_source(latency, num_threads=num_threads)
+    pricer = _Pricer(source)
+    tmp = None
+    if out_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="netadapt-")
+        out_dir = tmp.name
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, f) for k, f in
+             (("state", "state.json"), ("current", "current.keras"), ("log", "search.json"),
+              ("result", "model.keras"))}
+    if knobs is None:
+        keep = None
+    elif callable(knobs):
+        keep = knobs
+    else:
+        kinds = set(knobs)
+        if not kinds or not kinds <= {"mid", "out"}:
+            raise ValueError(f"knobs must be None, a subset of {{'mid', 'out'}} or a callable, got {knobs!r}")
+        keep = lambda k: k.kind in kinds  # noqa: E731
+    args = {"model": model.name, "budget_ms": budget_ms, "step": step, "short_term_steps": short_term_steps,
+            "seed": seed, "latency": source.name, "batch_size": batch_size, "learning_rate": learning_rate}
+    try:
+        state, current = _resume(paths, args)
+        if state is None:
+            measured = None
+            if calibrate and isinstance(latency, str) and latency in HOST_SOURCES:
+                measured = source.calibrate(model)     # LiteRT ms of the whole start model
+            start_ms = source.predict_ms(model)
+            floor = pricer.whole(space.smallest(keep))
+            if budget_ms < floor:
+                raise ValueError(f"budget_ms={budget_ms:g} is below what the search can reach: the smallest "
+                                 f"{model.name} of this space is predicted at {floor:.3f} ms ({source.name}); "
+                                 f"start from {start_ms:.3f} ms")
+            current = model
+            state = {"version": STATE_VERSION, "args": args, "start_ms": start_ms, "floor_ms": floor,
+                     "start_measured_ms": measured,
+                     "current_ms": start_ms, "iteration": 0, "start_accuracy": evaluate(model, val),
+                     "done": False, "iterations": []}
+        else:
+            space = TableSpace.from_model(current)
+        while (state["current_ms"] > budget_ms and state["iteration"] < max_iterations
+               and not state.get("stalled")):
+            current, space = _iteration(current, space, state, pricer, train, val, budget_ms, step,
+                                        short_term_steps, learning_rate, seed, keep)
+            current.save(paths["current"])
+            _save_json(paths["log"], _log(state, source))
+            _save_json(paths["state"], state)
+        if not state["done"]:
+            if current is model:               # nothing to cut: tune a copy, never the caller's model
+                current = space.build().model
+                inherit(model, current)
+            n = int(long_term_epochs)
+            if n:
+                steps = sum(1 for _ in train.epoch(0)) * n
+                _train(current, train.steps(steps, seed + 7919), long_term_learning_rate or learning_rate,
+                       seed + 7919, steps)
+            state["final_accuracy"] = evaluate(current, val)
+            state["done"] = True
+            current.save(paths["result"])
+            current.save(paths["current"])
+            _save_json(paths["state"], state)
+            _save_json(paths["log"], _log(state, source))
+        source.save()
+        return current
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _resume(paths, args):
+    """(state, model) of an earlier run with the same arguments, else (None, None)."""
+    import keras
+    if not (os.path.isfile(paths["state"]) and os.path.isfile(paths["current"])):
+        return None, None
+    with open(paths["state"]) as f:
+        state = json.load(f)
+    if state.get("version") != STATE_VERSION or state.get("args") != json.loads(json.dumps(args)):
+        raise ValueError(f"{paths['state']} belongs to a search with other arguments "
+                         f"({state.get('args')}); use another out_dir or delete it")
+    model = keras.models.load_model(paths["result"] if state.get("done") else paths["current"])
+    return state, model
+
+
+def _iteration(current, space, state, pricer, train, val, budget_ms, step, short_term_steps,
+               learning_rate, seed, keep=None):
+    """One NetAdapt iteration: a proposal per knob, each short-term tuned; keeps the best."""
+    it = state["iteration"] + 1
+    target = max(state["current_ms"] - step * state["start_ms"], budget_ms)
+    built = space.build()
+    inherit(current, built.model)          # the space's own graph, holding the current weights
+    proposals = []
+    knobs = [k for k in space.knobs() if keep is None or keep(k)]
+    bar = _progress(len(knobs), f"NetAdapt iteration {it} (target {target:.2f} ms)")
+    try:
+        for j, knob in enumerate(knobs):
+            bar.update(1)
+            found = _proposal(pricer, space, state["current_ms"], built, knob, target)
+            if found is None:
+                continue
+            value, ms, reaches = found
+            if ms >= state["current_ms"]:
+                continue
+            proposals.append({"knob": knob, "value": value, "predicted_ms": ms, "reaches": reaches})
+    finally:
+        bar.close()
+    if any(p["reaches"] for p in proposals):
+        proposals = [p for p in proposals if p["reaches"]]
+    if not proposals:
+        state["stalled"] = True
+        state["iterations"].append({"iteration": it, "target_ms": target, "proposals": [],
+                                    "note": "no knob can shrink the model further"})
+        state["iteration"] = it
+        return current, space
+    rows = []
+    best = None
+    for j, p in enumerate(proposals):
+        knob = p["knob"]
+        child_space = space.set(knob, p["value"])
+        child = child_space.build().model
+        inherit(built.model, child, _kept(built, space, knob, p["value"]))
+        s = seed + 1000 * it + j
+        _train(child, train.steps(short_term_steps, s), learning_rate, s, short_term_steps)
+        acc = evaluate(child, val)
+        rows.append({"knob": knob.label, "kind": knob.kind, "rows": list(knob.rows), "stem": knob.stem,
+                     "from": space.value(knob), "to": p["value"], "predicted_ms": p["predicted_ms"],
+                     "reaches_target": p["reaches"], "accuracy": acc})
+        if best is None or (acc, -p["predicted_ms"]) > (best[0], -best[1]):
+            best = (acc, p["predicted_ms"], j, child, child_space)
+    acc, _, j, child, child_space = best
+    child_ms = pricer.source.predict_ms(child)
+    state["iterations"].append({"iteration": it, "target_ms": target, "proposals": rows, "chosen": j,
+                                "predicted_ms": child_ms, "accuracy": acc})
+    state.update(iteration=it, current_ms=child_ms)
+    return child, child_space
+
+
+def _log(state, source):
+    return {"model": state["args"]["model"], "latency": source.name, "budget_ms": state["args"]["budget_ms"],
+            "start_ms": state["start_ms"], "floor_ms": state["floor_ms"], "current_ms": state["current_ms"],
+            "start_accuracy": state["start_accuracy"],
+            "final_accuracy": state.get("final_accuracy"), "done": state["done"],
+            "iterations": state["iterations"],
+            "chosen_path": [{"iteration": r["iteration"], **r["proposals"][r["chosen"]]}
+                            for r in state["iterations"] if r.get("proposals")]}
+

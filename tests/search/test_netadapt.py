@@ -1,0 +1,179 @@
+"""NetAdapt on a tiny MobileNetV3Small (32 px, sklearn digits): budget, shapes, inheritance,
+export, determinism/resume, impossible budgets. One search is shared by the module's tests; the
+EdgeTPU roofline is the latency source (analytic, so runs are reproducible), except the test
+comparing LiteRT-measured latency with the host table's prediction."""
+import importlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+import keras
+
+from keras_mobile.applications import MobileNetV3Small
+from keras_mobile.search import TableSpace, get_source, netadapt
+from keras_mobile.search.inherit import inherit
+from keras_mobile.search.netadapt import _kept
+
+netadapt_module = importlib.import_module("keras_mobile.search.netadapt")
+ROWS = (8, 9, 10)   # the last stage's group width and one expansion: few knobs keep the test fast
+
+
+def _knobs(k):
+    return (k.kind, k.rows) in (("mid", (10,)), ("out", ROWS))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = np.repeat(np.repeat(d.images, 4, 1), 4, 2)[..., None].repeat(3, -1) * (255 / 16.0)
+    return (x[:800].astype("float32"), d.target[:800]), (x[1200:1400].astype("float32"), d.target[1200:1400])
+
+
+@pytest.fixture(scope="module")
+def parent(digits):
+    keras.utils.set_random_seed(0)
+    m = MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10)
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(*digits[0], epochs=1, batch_size=64, verbose=0)
+    return m
+
+
+def _search(parent, digits, out_dir, budget, **kw):
+    return netadapt(parent, budget, digits[0], digits[1], latency="edgetpu", step=0.1, short_term_steps=2,
+                    long_term_epochs=0, out_dir=str(out_dir), seed=0, batch_size=64, knobs=_knobs, **kw)
+
+
+@pytest.fixture(scope="module")
+def searched(parent, digits, tmp_path_factory):
+    src = get_source("edgetpu")
+    start = src.predict_ms(parent)
+    budget = 0.85 * start
+    out = tmp_path_factory.mktemp("netadapt")
+    child = _search(parent, digits, out, budget)
+    return child, budget, start, out
+
+
+def test_reaches_budget_and_logs_every_proposal(searched):
+    child, budget, start, out = searched
+    assert get_source("edgetpu").predict_ms(child) <= budget < start
+    log = json.load(open(out / "search.json"))
+    assert log["done"] and log["current_ms"] <= budget and len(log["iterations"]) >= 2
+    for it in log["iterations"]:
+        assert it["proposals"], it
+        for p in it["proposals"]:
+            assert p["to"] < p["from"] and 0 <= p["accuracy"] <= 1 and p["predicted_ms"] > 0
+            assert all(r in ROWS for r in p["rows"])
+    assert [c["iteration"] for c in log["chosen_path"]] == [it["iteration"] for it in log["iterations"]]
+    assert os.path.isfile(out / "model.keras")
+
+
+def test_child_is_a_table_model_with_consistent_residual_widths(parent, searched):
+    child = searched[0]
+    before, after = TableSpace.from_model(parent), TableSpace.from_model(child)
+    widths = after.widths()
+    for i, r in enumerate(after.rows):
+        assert r.skip == before.rows[i].skip            # no shortcut gained or lost
+        if r.skip:
+            assert widths[i + 1] == widths[i]           # a residual row keeps its input width
+    changed = [i for i, (a, b) in enumerate(zip(before.rows, after.rows)) if a != b]
+    assert changed and set(changed) <= set(ROWS) | {max(ROWS) + 1}   # + the row reading the group
+    assert child.count_params() < parent.count_params()
+
+
+def test_weights_inherited_kept_filters_and_unchanged_blocks(parent):
+    space = TableSpace.from_model(parent)
+    built = space.build()
+    inherit(parent, built.model)
+    knob = next(k for k in space.knobs() if k.kind == "mid" and k.rows == (9,))
+    child_space = space.set(knob, 256)
+    child = child_space.build()
+    kept = _kept(built, space, knob, 256)
+    inherit(built.model, child.model, kept)
+    idx = kept[(576, 256)]
+    # the expansion conv keeps the parent's largest-norm filters, exactly
+    k_parent = np.asarray(built.expansion_conv(9).kernel.numpy())
+    k_child = np.asarray(child.expansion_conv(9).kernel.numpy())
+    np.testing.assert_array_equal(k_child, k_parent[..., idx])
+    norms = np.sqrt((k_parent.reshape(-1, 576) ** 2).sum(0))
+    assert norms[idx].min() >= np.delete(norms, idx).max()
+    # rows before the change compute exactly what the parent computes
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    tap = lambda b: keras.Model(b.model.inputs, b.rows[8][-1].output)  # noqa: E731
+    np.testing.assert_array_equal(np.asarray(tap(child)(x)), np.asarray(tap(built)(x)))
+    assert np.asarray(parent(x)).shape == np.asarray(child.model(x)).shape
+
+
+def test_result_exports_int8_and_round_trips_keras(searched, digits, tmp_path):
+    from keras_mobile.tflite.export import export
+    from keras_mobile.tflite.inspect import run_tflite
+    child = searched[0]
+    x = digits[1][0][:16]
+    path = str(tmp_path / "child.keras")
+    child.save(path)
+    again = keras.models.load_model(path)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(child(x)), atol=1e-6)
+    report = export(child, str(tmp_path / "child.tflite"), quantization="int8",
+                    representative_data=digits[0][0][:32], num_calibration_steps=16, progress=False)
+    assert report.inputs[0].dtype == "uint8"
+    probs = run_tflite(str(tmp_path / "child.tflite"), x)
+    agree = (probs.argmax(-1) == np.asarray(child(x)).argmax(-1)).mean()
+    assert agree >= 0.75
+
+
+def test_interrupted_search_resumes_and_matches_the_uninterrupted_one(parent, digits, searched, tmp_path,
+                                                                      monkeypatch):
+    child, budget, _, first = searched
+    calls = {"n": 0}
+    real = netadapt_module._iteration
+
+    def crash_on_second(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(netadapt_module, "_iteration", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        _search(parent, digits, tmp_path, budget)
+    state = json.load(open(tmp_path / "state.json"))
+    assert state["iteration"] == 1 and not state["done"]
+    monkeypatch.setattr(netadapt_module, "_iteration", real)
+    resumed = _search(parent, digits, tmp_path, budget)
+    log, ref = json.load(open(tmp_path / "search.json")), json.load(open(first / "search.json"))
+    assert [i["iteration"] for i in log["iterations"]] == [i["iteration"] for i in ref["iterations"]]
+    assert log["chosen_path"] == ref["chosen_path"]       # same seed: same proposals, accuracies
+    for a, b in zip(resumed.weights, child.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_budget_below_the_space_names_the_minimum(parent, digits, tmp_path):
+    with pytest.raises(ValueError, match=r"below what the search can reach.*predicted at [0-9.]+ ms"):
+        _search(parent, digits, tmp_path, 1e-6)
+
+
+def test_bad_arguments(parent, digits):
+    with pytest.raises(ValueError, match="budget_ms must be a positive"):
+        netadapt(parent, 0, *digits)
+    with pytest.raises(ValueError, match="the model takes"):
+        netadapt(parent, 1.0, (digits[0][0][:, :16], digits[0][1]), digits[1], latency="edgetpu")
+    with pytest.raises(ValueError, match="latency must be"):
+        netadapt(parent, 1.0, *digits, latency="phone")
+    other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)],
+                             name="custom")
+    with pytest.raises(ValueError, match="MobileNetV3/V4 table models"):
+        netadapt(other, 1.0, *digits)
+
+
+@pytest.mark.slow
+def test_host_table_prediction_tracks_measured_litert_latency(parent, searched):
+    """The host table's predicted parent -> child speed-up matches the LiteRT-measured one
+    (a ratio of two measurements taken back to back, so machine load cancels)."""
+    from keras_mobile.analysis.latency_table import measure_model_latency
+    child = searched[0]
+    src = get_source("host")
+    predicted = src.predict_ms(child) / src.predict_ms(parent)
+    ratios = [measure_model_latency(child, runs=30) / measure_model_latency(parent, runs=30) for _ in range(3)]
+    assert predicted < 1
+    assert abs(np.median(ratios) - predicted) < 0.15, (predicted, ratios)
