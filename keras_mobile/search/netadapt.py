@@ -205,8 +205,8 @@ def _save_json(path, obj):
 
 
 def _progress(total, desc):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="proposal", leave=False, disable=not sys.stderr.isatty())
+    from keras_mobile.progress import progress_bar
+    return progress_bar(enabled=sys.stderr.isatty(), total=total, desc=desc, unit="proposal", leave=False)
 
 
 def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, short_term_steps=100,

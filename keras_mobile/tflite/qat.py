@@ -119,8 +119,7 @@ def quantize_model(model, input_range="auto", freeze_bn=False, ema_decay=0.99,
 def calibrate(qat_model, data, steps=64, batch_size=16, progress=True):
     """Sets every learned activation range of `qat_model` to the min/max its float activations
     reach on `data` (the same forms `export` accepts). Returns the number of samples used."""
-    from tqdm.auto import tqdm
-
+    from keras_mobile.progress import progress_bar
     from keras_mobile.tflite import representative
     quantizers = [q for q in _all_layers(qat_model)
                   if isinstance(q, ActivationQuantizer) and q.fixed_range is None]
@@ -134,8 +133,8 @@ def calibrate(qat_model, data, steps=64, batch_size=16, progress=True):
     try:
         batch = []
         samples = representative.samples(data, shape, steps)
-        for s in tqdm(samples, total=steps, desc="calibrating ranges", unit="sample",
-                      disable=not progress, leave=False):
+        for s in progress_bar(samples, enabled=progress, total=steps, desc="calibrating ranges",
+                              unit="sample", leave=False):
             batch.append(s)
             n += 1
             if len(batch) == batch_size:
