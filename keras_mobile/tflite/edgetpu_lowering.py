@@ -65,17 +65,18 @@ def _activation_name(layer):
     return getattr(act, "__name__", None)
 
 
-def edgetpu_friendly(model, approximate_gelu=True):
+def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True):
     """Returns (model, changes): a clone sharing `model`'s weights in which ops the Edge TPU lacks
     are rewritten into supported ones (hard-swish -> MUL/ADD+RELU6/MUL, exact; GELU ->
-    x * sigmoid(1.702 x), approximate, unless approximate_gelu=False), and a list of change
-    notes (empty when nothing needed rewriting: `model` itself is returned)."""
+    x * sigmoid(1.702 x), approximate, unless approximate_gelu=False; LayerNorm written out,
+    exact, unless explicit_layer_norm=False), and a list of change notes (empty when nothing
+    needed rewriting: `model` itself is returned)."""
     rewrites = {name: hard_swish_edgetpu for name in HARD_SWISH_NAMES}
     if approximate_gelu:
         rewrites.update({name: gelu_edgetpu for name in GELU_NAMES})
     targets = {id(layer): rewrites[_activation_name(layer)] for layer in _all_layers(model)
                if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in rewrites}
-    norms = {id(layer) for layer in _all_layers(model) if _last_axis_layer_norm(layer)}
+    norms = {id(layer) for layer in _all_layers(model) if explicit_layer_norm and _last_axis_layer_norm(layer)}
     if not targets and not norms:
         return model, []
 
@@ -94,11 +95,19 @@ def edgetpu_friendly(model, approximate_gelu=True):
                        f"Keras' lowering leaves a float NEG)")
     if counts[hard_swish_edgetpu]:
         changes.append(f"hard-swish x{counts[hard_swish_edgetpu]} -> (x/6)*relu6(x+3) (MUL, ADD+RELU6, MUL; "
-                       f"exact; HARD_SWISH is not an Edge TPU op)")
+                       f"exact; HARD_SWISH is not an Edge TPU op and its int8 kernel is not delegated to XNNPACK)")
     if counts[gelu_edgetpu]:
         changes.append(f"GELU x{counts[gelu_edgetpu]} -> x*sigmoid(1.702x) (MUL, LOGISTIC, MUL; approximate, "
                        f"|error| <= 0.021; GELU is not an Edge TPU op)")
     return new, changes
+
+
+def xnnpack_int8_friendly(model):
+    """The default int8 (PTQ) export's rewrite: hard-swish -> (x/6)*relu6(x+3) only (exact). LiteRT's
+    int8 HARD_SWISH kernel is not delegated to XNNPACK, so every HARD_SWISH op cuts the graph into
+    another delegate partition; MUL and ADD+RELU6 are delegated. Returns (model, changes) as
+    `edgetpu_friendly` does."""
+    return edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False)
 
 
 def _all_layers(model):

@@ -147,6 +147,10 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         model, lowering = edgetpu_friendly(model)
     quantization = quantization or "float32"
     output_dtype = output_dtype or "float32"
+    ptq = quantization == "int8" and not _is_qat(model)
+    if ptq and target is None:
+        from keras_mobile.tflite.edgetpu_lowering import xnnpack_int8_friendly
+        model, lowering = xnnpack_int8_friendly(model)
     if input_dtype is None:
         input_dtype = "uint8" if quantization == "int8" else "float32"
     if labels is not None:
@@ -157,6 +161,10 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
                          num_calibration_steps, batch_size, progress)
     data = conv.convert()
+    if ptq and output_dtype == "float32":
+        from keras_mobile.tflite.int8_tail import float_softmax_tail
+        data, tails = float_softmax_tail(data)
+        lowering += ["int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX (XNNPACK delegates it)"] * bool(tails)
     seconds = time.time() - t0
     if metadata is not None:
         from keras_mobile.tflite.metadata import add_metadata, model_defaults
@@ -169,6 +177,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         report.extra["metadata"] = "TFLITE_METADATA (MediaPipe Tasks / Task Library)"
     if target == "edgetpu":
         from keras_mobile.tflite import edgetpu
-        report.extra.update({"target": "edgetpu", "lowering": "; ".join(lowering) or "none needed",
-                             "edgetpu": edgetpu.analyze(path)})
+        report.extra.update({"target": "edgetpu", "edgetpu": edgetpu.analyze(path)})
+    if target == "edgetpu" or ptq:
+        report.extra["lowering"] = "; ".join(lowering) or "none needed"
     return report
