@@ -166,6 +166,11 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         data, tails = float_softmax_tail(data)
         lowering += ["int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX (XNNPACK delegates it)"] * bool(tails)
     seconds = time.time() - t0
+    if target == "edgetpu":
+        from keras_mobile.tflite.edgetpu import check_op_versions, rejected_versions_error
+        rejected = rejected_versions_error(check_op_versions(data))
+        if rejected:        # fail before writing: the compiler would not even load the file
+            raise ValueError(f"{model.name}: {rejected}")
     if metadata is not None:
         from keras_mobile.tflite.metadata import add_metadata, model_defaults
         data = add_metadata(data, **{**model_defaults(original), **(metadata if isinstance(metadata, dict) else {})})
