@@ -109,8 +109,7 @@ def main(argv=None):
         except Exception as e:  # noqa: BLE001  (keep what was measured)
             r["models"][name] = {"error": (str(e).strip().splitlines() or ["?"])[-1][:300]}
         print(json.dumps({name: r["models"][name]}), flush=True)
-        with open(args.out + ".json", "w") as f:
-            json.dump(r, f, indent=1)
+        bench_workers._dump(r, args.out + ".json")       # atomic: a crash keeps what was measured
         with open(args.out + ".md", "w") as f:
             f.write(render(r))
     print(render(r))

@@ -26,6 +26,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import bench_workers  # noqa: E402
+
 
 def layer_errors(model, calibration, data, top=8):
     """The `top` ops with the largest int8 error relative to their output step (RMSE / scale), from
@@ -132,8 +134,7 @@ def main(argv=None):
         for seed in args.seeds:
             r["seeds"].append(run_seed(args, seed, hard_digits(args.train, 10000, args.size, seed=seed), workdir))
             r["load_after"] = os.getloadavg()
-            with open(out + ".json", "w") as f:
-                json.dump(r, f, indent=1)
+            bench_workers._dump(r, out + ".json")       # atomic: a crash keeps what was measured
             with open(out + ".md", "w") as f:
                 f.write(render(r))
     print(render(r))
