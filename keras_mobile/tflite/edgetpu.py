@@ -32,6 +32,23 @@ SUPPORTED = {
     "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM",
     "SQUARED_DIFFERENCE", "TANH", "TRANSPOSE", "TRANSPOSE_CONV", "DEQUANTIZE",
 }
+# Op versions edgetpu_compiler is reported to reject at load time ("Didn't find op for builtin opcode
+# '<OP>' version '<v>'. ... Registration failed."): {op: (first rejected version, compiler, source)}.
+# A version below it is not thereby known to be accepted: no public source lists the versions the
+# compiler registers, so such ops are reported "unverified" unless ACCEPTED_VERSIONS vouches for them.
+REJECTED_VERSIONS = {
+    "CONV_2D": (6, "16.0.384591198", "https://github.com/google-coral/edgetpu/issues/631"),
+    "TRANSPOSE_CONV": (4, "16.0.384591198", "https://github.com/google-coral/edgetpu/issues/845"),
+    "QUANTIZE": (3, "16.0.384591198", "https://github.com/google-coral/edgetpu/issues/879"),
+    "EXP": (2, "16.0.384591198", "https://github.com/google-coral/libedgetpu/issues/71"),
+    "RESIZE_BILINEAR": (3, "2.0.267685300 (no later report either way)",
+                        "https://github.com/google-coral/edgetpu/issues/45"),
+    "REVERSE_V2": (3, "15.0.340273435", "https://github.com/google-coral/edgetpu/issues/340"),
+}
+# {op: (highest version known to compile with 16.0, source)}; empty until a public 16.0 log of a file
+# with known op versions is found.
+ACCEPTED_VERSIONS = {}
+
 UNSUPPORTED_DTYPE = "Operation is working on an unsupported data type"
 NOT_SUPPORTED = "Operation not supported"
 AFTER_CUT = "More than one subgraph is not supported"
@@ -57,11 +74,60 @@ class OpVerdict:
 
 
 @dataclass
+class VersionVerdict:
+    op: str
+    version: int
+    status: str          # "ok" (a source shows 16.0 accepts it), "rejected" or "unverified"
+    source: str = ""
+
+
+def op_versions(tflite):
+    """[(op name, version)] of a .tflite file's operator codes (path or bytes), read from the flatbuffer."""
+    from keras_mobile.tflite.metadata import _model_bytes, _schema
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(_model_bytes(tflite)), 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    out = []
+    for c in model.operatorCodes:
+        code = max(c.builtinCode, c.deprecatedBuiltinCode)
+        name = names.get(code, str(code))
+        out.append((c.customCode.decode() if name == "CUSTOM" and c.customCode else name, int(c.version)))
+    return out
+
+
+def check_op_versions(tflite):
+    """A VersionVerdict per operator code of the file against REJECTED_VERSIONS / ACCEPTED_VERSIONS:
+    "rejected" when the version reaches one the compiler is reported to refuse, "ok" only when a
+    source shows that version compiling, "unverified" otherwise (never "ok" by default)."""
+    verdicts = []
+    for op, version in op_versions(tflite):
+        if op in REJECTED_VERSIONS and version >= REJECTED_VERSIONS[op][0]:
+            first, compiler, source = REJECTED_VERSIONS[op]
+            verdicts.append(VersionVerdict(op, version, "rejected",
+                                           f"compiler {compiler} rejects {op} version {first}: {source}"))
+        elif op in ACCEPTED_VERSIONS and version <= ACCEPTED_VERSIONS[op][0]:
+            verdicts.append(VersionVerdict(op, version, "ok", ACCEPTED_VERSIONS[op][1]))
+        else:
+            verdicts.append(VersionVerdict(op, version, "unverified"))
+    return verdicts
+
+
+def rejected_versions_error(verdicts):
+    """A one-line message naming every rejected op version, or None."""
+    bad = [v for v in verdicts if v.status == "rejected"]
+    if not bad:
+        return None
+    return ("edgetpu_compiler would refuse this file at load time: " +
+            "; ".join(f"{v.op} version {v.version} ({v.source})" for v in bad))
+
+
+@dataclass
 class AnalyzeReport:
     path: str
     ops: list = field(default_factory=list)
     fatal: list = field(default_factory=list)     # problems that make the compiler fail outright
     parameter_bytes: int = 0
+    op_versions: list = field(default_factory=list)   # [VersionVerdict]
 
     @property
     def mapped_ops(self):
@@ -96,6 +162,9 @@ class AnalyzeReport:
             lines.append(f"  first op on CPU: #{first.index} {first.op} ({first.reason}); everything after it runs on CPU")
         lines.append(f"  parameters {self.parameter_bytes / 2 ** 20:.2f} MiB: ~{self.on_chip_bytes / 2 ** 20:.2f} MiB "
                      f"cached on-chip, ~{self.off_chip_bytes / 2 ** 20:.2f} MiB streamed off-chip")
+        unverified = [f"{v.op} v{v.version}" for v in self.op_versions if v.status == "unverified"]
+        if unverified:
+            lines.append("  op versions not verified against edgetpu_compiler 16: " + ", ".join(unverified))
         reasons = {}
         for o in self.ops:
             if not o.mapped:
@@ -120,7 +189,10 @@ def analyze(tflite_path):
     graph_in = {d["index"] for d in it.get_input_details()}
     graph_out = {d["index"] for d in it.get_output_details()}
     produced = {i for o in ops for i in o["outputs"]}
-    report = AnalyzeReport(str(tflite_path))
+    report = AnalyzeReport(str(tflite_path), op_versions=check_op_versions(tflite_path))
+    rejected = rejected_versions_error(report.op_versions)
+    if rejected:
+        report.fatal.append(rejected)
 
     for t in tensors.values():
         if -1 in list(t.get("shape_signature", t["shape"])):

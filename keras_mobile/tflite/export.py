@@ -168,6 +168,10 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         model, lowering = edgetpu_friendly(model)
     quantization = quantization or "float32"
     output_dtype = output_dtype or "float32"
+    ptq = quantization == "int8" and not _is_qat(model)
+    if ptq and target is None:
+        from keras_mobile.tflite.edgetpu_lowering import xnnpack_int8_friendly
+        model, lowering = xnnpack_int8_friendly(model)
     if input_dtype is None:
         input_dtype = "uint8" if quantization == "int8" else "float32"
     if labels is not None:
@@ -180,7 +184,16 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     conv.allow_custom_ops = allow_custom_ops
     with _keras_messages_to_absl():
         data = conv.convert()
+    if ptq and output_dtype == "float32":
+        from keras_mobile.tflite.int8_tail import float_softmax_tail
+        data, tails = float_softmax_tail(data)
+        lowering += ["int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX (XNNPACK delegates it)"] * bool(tails)
     seconds = time.time() - t0
+    if target == "edgetpu":
+        from keras_mobile.tflite.edgetpu import check_op_versions, rejected_versions_error
+        rejected = rejected_versions_error(check_op_versions(data))
+        if rejected:        # fail before writing: the compiler would not even load the file
+            raise ValueError(f"{model.name}: {rejected}")
     if metadata is not None:
         from keras_mobile.tflite.metadata import add_metadata, model_defaults
         data = add_metadata(data, **{**model_defaults(original), **(metadata if isinstance(metadata, dict) else {})})
@@ -192,6 +205,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         report.extra["metadata"] = "TFLITE_METADATA (MediaPipe Tasks / Task Library)"
     if target == "edgetpu":
         from keras_mobile.tflite import edgetpu
-        report.extra.update({"target": "edgetpu", "lowering": "; ".join(lowering) or "none needed",
-                             "edgetpu": edgetpu.analyze(path)})
+        report.extra.update({"target": "edgetpu", "edgetpu": edgetpu.analyze(path)})
+    if target == "edgetpu" or ptq:
+        report.extra["lowering"] = "; ".join(lowering) or "none needed"
     return report

@@ -45,6 +45,7 @@ class TFLiteReport:
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
     delegate_partitions: int = 0
+    undelegated_ops: list = field(default_factory=list)  # [(index, op)] XNNPACK left to LiteRT's kernels
     dynamic_shape_ops: int = 0
     extra: dict = field(default_factory=dict)            # exporter's notes (timings, quantization)
 
@@ -74,6 +75,9 @@ class TFLiteReport:
         lines.append(f"  XNNPACK: {self.delegate_partitions} delegate partition(s)"
                      + (" (ops between partitions run on slower reference kernels)"
                         if self.delegate_partitions > 1 else ""))
+        if self.undelegated_ops:
+            lines.append("  not delegated: " + ", ".join(f"#{i} {op}" for i, op in self.undelegated_ops[:20])
+                         + (f" ... {len(self.undelegated_ops) - 20} more" if len(self.undelegated_ops) > 20 else ""))
         if self.dynamic_shape_ops:
             lines.append(f"  {self.dynamic_shape_ops} shape-computation ops (dynamic shapes)")
         return "\n".join(lines)
@@ -105,6 +109,7 @@ def inspect(path, quantized=None):
                        for o in ops if o["op_name"] not in EDGE_OPS for i in o["outputs"] if i >= 0)
     quantized = int8_compute if quantized is None else quantized
     float_ops = []
+    dequantized = {t: o["op_name"] == "DEQUANTIZE" for o in ops for t in o["outputs"]}
     if quantized:
         for o in ops:
             name = o["op_name"]
@@ -112,19 +117,19 @@ def inspect(path, quantized=None):
             floats = [i for i in tensors if dtype(i) is not None and dtype(i).kind == "f"]
             if name in EDGE_OPS:
                 continue   # the float side of an edge QUANTIZE/DEQUANTIZE is the point of it
+            if set(o["outputs"]) <= graph_outputs and all(dequantized.get(i) for i in o["inputs"] if i >= 0):
+                continue   # a float tail on dequantized outputs (export's softmax on float scores)
             if floats:
                 names = ", ".join(details[i]["name"][:60] for i in floats[:2])
                 where = "graph input" if set(floats) & graph_inputs else (
                     "graph output" if set(floats) & graph_outputs else "inside the graph")
                 float_ops.append((o["index"], name, f"float32 tensors ({where}): {names}"))
-    delegated = _interpreter(path, delegates=True)
-    dops = delegated._get_ops_details()
-    partitions = sum(1 for o in dops if o["op_name"] == "DELEGATE")
+    partitions, undelegated = xnnpack_partitions(path)
     return TFLiteReport(
         path=path, file_bytes=os.path.getsize(path), ops=hist, float_ops=float_ops,
         inputs=[_tensor_info(d) for d in plain.get_input_details()],
         outputs=[_tensor_info(d) for d in plain.get_output_details()],
-        delegate_partitions=partitions,
+        delegate_partitions=partitions, undelegated_ops=undelegated,
         dynamic_shape_ops=hist.get("SHAPE", 0))
 
 
@@ -133,6 +138,26 @@ def _output_position(detail):
     # in another order (a detector's file lists classes, count, boxes, scores)
     tail = detail["name"].rsplit(":", 1)[-1]
     return int(tail) if tail.isdigit() else 0
+
+
+def xnnpack_partitions(path):
+    """(number of XNNPACK delegate partitions, [(index, op)] of the ops left outside them) for a
+    .tflite file under LiteRT's default delegate. A DELEGATE node lists only its boundary tensors,
+    so the ops it replaced are found by walking back from its outputs to its inputs."""
+    ops = _interpreter(path, delegates=True)._get_ops_details()
+    producer = {t: o["index"] for o in ops if o["op_name"] != "DELEGATE" for t in o["outputs"]}
+    covered = set()
+    delegates = [o for o in ops if o["op_name"] == "DELEGATE"]
+    for d in delegates:
+        stop, stack = set(d["inputs"]), list(d["outputs"])
+        while stack:
+            t = stack.pop()
+            if t in stop or t not in producer or producer[t] in covered:
+                continue
+            covered.add(producer[t])
+            stack.extend(i for i in ops[producer[t]]["inputs"] if i >= 0)
+    outside = [(o["index"], o["op_name"]) for o in ops if o["op_name"] != "DELEGATE" and o["index"] not in covered]
+    return len(delegates), outside
 
 
 def run_tflite(path, x, interpreter=None):

@@ -121,3 +121,22 @@ def prepare(data, input_shape, model=None):
                 f"multiply by 255), or build the model with include_preprocessing=False and normalise "
                 f"the data yourself")
     return data
+
+
+def set_bn_statistics(model, images):
+    """Sets every BatchNormalization's moving mean/variance to the statistics its input has on
+    `images` (one forward pass in training mode with momentum 0), so a randomly initialised model
+    has the unit-scale activations of a trained one. Int8 scales, and which ops XNNPACK accepts
+    (it rejects an ADD whose input/output scale ratio is below 2^-10), depend on those ranges:
+    with Keras' default init the activations of deep MobileNets shrink to ~1e-8. Returns `model`."""
+    import keras
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    try:
+        model(np.asarray(images, dtype=np.float32), training=True)
+    finally:
+        for layer, m in zip(norms, momenta):
+            layer.momentum = m
+    return model

@@ -218,3 +218,58 @@ def test_analyze_cuts_at_first_unsupported_op(tmp_path):
 def test_analyze_flags_dynamic_batch(tmp_path):
     r = edgetpu.analyze(_convert(_net(batch=None), True, tmp_path, "dyn"))
     assert r.fatal and "static shapes" in r.fatal[0] and r.mapped_fraction == 0.0
+
+
+# --- op versions against edgetpu_compiler 16 ------------------------------------------------------
+
+def _with_version(path, op, version, out):
+    """A copy of the file with `op`'s operator-code version set to `version` (a crafted file)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    code = getattr(schema.BuiltinOperator, op)
+    for c in model.operatorCodes:
+        if max(c.builtinCode, c.deprecatedBuiltinCode) == code:
+            c.version = version
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    out.write_bytes(bytes(b.Output()))
+    return out
+
+
+def test_op_versions_are_read_from_the_flatbuffer(tmp_path):
+    path = _convert(_net(), True, tmp_path, "v")
+    versions = dict(edgetpu.op_versions(path))
+    assert versions["CONV_2D"] == 3 and versions["DEPTHWISE_CONV_2D"] == 3   # int8 per-channel forms
+    crafted = dict(edgetpu.op_versions(_with_version(path, "CONV_2D", 6, tmp_path / "v6.tflite")))
+    assert crafted["CONV_2D"] == 6 and crafted["DEPTHWISE_CONV_2D"] == 3
+
+
+def test_rejected_op_version_is_fatal_and_unknown_limits_are_unverified(tmp_path):
+    path = _convert(_net(), True, tmp_path, "v")
+    r = edgetpu.analyze(path)
+    assert not r.fatal and r.op_versions
+    assert {v.status for v in r.op_versions} == {"unverified"}     # no source vouches: never "ok"
+    assert "not verified against edgetpu_compiler 16" in str(r)
+    bad = edgetpu.analyze(_with_version(path, "CONV_2D", 6, tmp_path / "v6.tflite"))
+    assert bad.mapped_fraction == 0.0 and len(bad.fatal) == 1
+    assert "CONV_2D version 6" in bad.fatal[0] and "edgetpu/issues/631" in bad.fatal[0]
+    verdict = next(v for v in bad.op_versions if v.op == "CONV_2D")
+    assert verdict.status == "rejected"
+
+
+def test_accepted_version_needs_a_source(tmp_path, monkeypatch):
+    path = _convert(_net(), True, tmp_path, "v")
+    monkeypatch.setitem(edgetpu.ACCEPTED_VERSIONS, "CONV_2D", (3, "a 16.0 log"))
+    statuses = {v.op: v.status for v in edgetpu.check_op_versions(path)}
+    assert statuses["CONV_2D"] == "ok" and statuses["DEPTHWISE_CONV_2D"] == "unverified"
+
+
+def test_edgetpu_export_fails_early_on_a_rejected_op_version(tmp_path, monkeypatch):
+    """export(target="edgetpu") checks the converted bytes and writes nothing the compiler would refuse."""
+    from keras_mobile.tflite import export
+    images = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    monkeypatch.setitem(edgetpu.REJECTED_VERSIONS, "CONV_2D", (3, "16.0", "a report"))
+    with pytest.raises(ValueError, match="CONV_2D version 3"):
+        export(_net(), tmp_path / "m.tflite", target="edgetpu", representative_data=images, progress=False)
+    assert not (tmp_path / "m.tflite").exists()

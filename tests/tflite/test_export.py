@@ -4,6 +4,8 @@ import pytest
 
 import keras_mobile
 from keras_mobile.tflite import export, inspect, run_tflite
+from keras_mobile.commands.demo import load_digits_rgb
+from keras_mobile.tflite.representative import set_bn_statistics
 
 SIZE = 96
 
@@ -52,8 +54,41 @@ def test_int8_is_fully_integer_with_uint8_input(tmp_path, small_model, images):
     assert report.fully_integer, report.float_ops
     assert set(report.ops) - {"QUANTIZE", "DEQUANTIZE"} and report.ops["QUANTIZE"] == 1
     assert report.inputs[0].dtype == "uint8" and abs(report.inputs[0].scale - 1.0) < 1e-3
-    assert report.ops["HARD_SWISH"] == 19
+    assert "HARD_SWISH" not in report.ops and report.ops["MUL"] >= 2 * 19   # lowered: int8 HARD_SWISH is not delegated
     assert "every op runs in integer" in str(report)
+
+
+def test_default_int8_is_one_xnnpack_partition(tmp_path):
+    """The default PTQ file: hard-swish as MUL/ADD+RELU6/MUL and the softmax on the dequantized
+    logits, so XNNPACK takes the whole graph (only the uint8->int8 input QUANTIZE stays out)."""
+    model = keras_mobile.MobileNetV3Small(weights=None, input_shape=(64, 64, 3), classes=10)
+    x = np.random.default_rng(1).uniform(0, 255, (40, 64, 64, 3)).astype("float32")
+    set_bn_statistics(model, x[:32])   # unit-scale activations as in a trained net (XNNPACK checks ADD scales)
+    report = export(model, tmp_path / "v3.tflite", "int8", representative_data=x[:32], num_calibration_steps=32)
+    assert "HARD_SWISH" not in report.ops and report.fully_integer, report.float_ops
+    assert report.delegate_partitions == 1 and report.undelegated_ops == [(0, "QUANTIZE")], report.undelegated_ops
+    assert report.ops["SOFTMAX"] == 1 and "float SOFTMAX" in report.extra["lowering"]
+    probs = run_tflite(report.path, x[32:])
+    assert np.allclose(probs.sum(-1), 1.0, atol=1e-5)            # an exact float softmax
+
+
+@pytest.mark.slow
+def test_default_int8_agrees_with_keras_on_a_trained_model(tmp_path):
+    """MobileNetV3Small trained 4 epochs on digits (32 px, 94 % test accuracy): int8 top-1 vs Keras.
+    Measured 97.2 % for the default graph with the first lowering form ((x/6)*relu6(x+3)), 98.1 % for
+    the converter's HARD_SWISH graph: the issue's 99 % goal is not reached; the bar guards against a
+    collapse. (Not re-run with the current gate-first form.)"""
+    import keras
+    (x, y), (xt, _) = load_digits_rgb(32)
+    keras.utils.set_random_seed(0)
+    model = keras_mobile.MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10)
+    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=32, epochs=4, verbose=0)
+    report = export(model, tmp_path / "v3.tflite", "int8", representative_data=x[:200], num_calibration_steps=200)
+    assert report.delegate_partitions == 1, report.undelegated_ops
+    xt = np.round(xt)                                            # the uint8 input sees whole pixels
+    top1 = (run_tflite(report.path, xt).argmax(-1) == model.predict(xt, verbose=0).argmax(-1)).mean()
+    assert top1 >= 0.96, top1
 
 
 def test_attention_quantizes_to_int8(tmp_path):

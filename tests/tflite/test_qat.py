@@ -162,8 +162,9 @@ def test_qat_wins_back_the_accuracy_int8_ptq_loses(tmp_path):
     r = bench.run_seed(args, 0, hard_digits(args.train, 10000, args.size, seed=0), str(tmp_path))
     acc, loss, gain = r["accuracy"], r["control_ptq_loss"]["mean"], r["qat_gain_over_control_ptq"]["mean"]
     assert acc["control_float"] >= 0.7, acc                  # a trained model, far from saturated
-    assert loss >= 0.005, (loss, acc)                        # PTQ costs accuracy here ...
-    assert gain >= 0.5 * loss, (gain, loss, acc)             # ... and QAT wins most of it back
+    # a PTQ collapse must fail (issue 15: 38.8 % / 16.4 % PTQ vs ~79 % float once passed this test)
+    assert r["ptq_loss"]["mean"] <= 0.015 and loss <= 0.015, (r["ptq_loss"], loss, acc)
+    assert gain >= 0.5 * loss, (gain, loss, acc)             # QAT wins most of any PTQ loss back
     assert abs(acc["qat_int8"] - acc["qat_keras"]) <= 0.005, acc
 
 

@@ -1,0 +1,119 @@
+"""Default int8 export vs the converter's own int8 graph vs float32: LiteRT latency and XNNPACK
+partitions at batch 1.
+
+    python benchmarks/int8_fast_path.py                          # the conv models, 224 px
+    python benchmarks/int8_fast_path.py --models MobileNetV3Small MobileOneS0[fused] --rounds 60
+
+Per model (random weights; BatchNorm statistics set from random pixels with
+`representative.set_bn_statistics` so activations have a trained net's unit scale, which
+int8 ranges and XNNPACK's ADD scale check depend on): three files, float32 (`export`),
+"converter" int8 (TFLiteConverter's graph as it comes: HARD_SWISH ops, int8 SOFTMAX tail) and
+"default" int8 (`export(..., "int8")`: hard-swish as MUL/ADD+RELU6/MUL, softmax on the
+dequantized logits). The three are timed in interleaved rounds per thread count
+(bench_workers.interleaved); int8/fp32 is the median of per-round ratios. Partitions and ops
+left outside XNNPACK come from keras_mobile.tflite.inspect.xnnpack_partitions. Writes
+results/int8_fast_path.json and .md after every model.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
+
+import bench_models  # noqa: E402
+import bench_workers  # noqa: E402
+
+CONV_MODELS = ["MobileNetV3Small", "MobileNetV4ConvS", "MobileOneS0[fused]", "MobileNetV3Large",
+               "MobileNetV3Small[minimal]", "MobileNetV3Large[minimal]", "MobileNetV4ConvM", "MobileOneS1[fused]",
+               "MobileOneS2[fused]", "MobileNetV4ConvL", "MobileOneS3[fused]", "MobileOneS4[fused]"]
+
+
+def files(name, workdir, calib_n):
+    from keras_mobile.tflite import export
+    from keras_mobile.tflite.export import converter_for, write_atomic
+    from keras_mobile.tflite.inspect import xnnpack_partitions
+    from keras_mobile.tflite.representative import set_bn_statistics
+    model = bench_models.build(name)
+    size = tuple(model.inputs[0].shape[1:])
+    x = np.random.default_rng(0).uniform(0, 255, (calib_n,) + size).astype("float32")
+    set_bn_statistics(model, x[:8])
+    paths = {q: os.path.join(workdir, f"{q}.tflite") for q in ("fp32", "converter", "default")}
+    export(model, paths["fp32"], progress=False)
+    write_atomic(paths["converter"], converter_for(model, "int8", x, "uint8", "float32", calib_n,
+                                                   progress=False).convert())
+    report = export(model, paths["default"], "int8", representative_data=x, num_calibration_steps=calib_n,
+                    progress=False)
+    info = {"input": list(size), "lowering": report.extra.get("lowering")}
+    for q, p in paths.items():
+        parts, outside = xnnpack_partitions(p)
+        info[q] = {"partitions": parts, "undelegated": [op for _, op in outside], "kib": os.path.getsize(p) / 1024}
+    return paths, info
+
+
+def measure(name, threads, rounds, calib_n):
+    with tempfile.TemporaryDirectory() as workdir:
+        paths, info = files(name, workdir, calib_n)
+        blobs = {q: open(p, "rb").read() for q, p in paths.items()}
+    info["timing"] = {}
+    for t in threads:
+        fns = {q: bench_workers._interpreter(b, t).invoke for q, b in blobs.items()}
+        load = os.getloadavg()[0]
+        times = bench_workers.interleaved(fns, runs=rounds, warmup=5, budget=float("inf"), min_runs=rounds)
+        info["timing"][f"t{t}"] = {
+            "load1": load, **{f"{q}_ms": bench_workers.summary(v, 1)["ms"] for q, v in times.items()},
+            "converter_over_fp32": bench_workers.ratio(times["converter"], times["fp32"]),
+            "default_over_fp32": bench_workers.ratio(times["default"], times["fp32"])}
+    return info
+
+
+def render(r):
+    lines = ["# int8 fast path: default int8 export vs the converter's int8 graph vs float32 (LiteRT, batch 1)", "",
+             f"{r['machine']}, {r['cpus']} CPUs shared with other jobs (1-min load per row). Random weights with "
+             f"BatchNorm statistics from random pixels. Ratios: medians of per-round ratios, files timed interleaved.", "",
+             "| model | input | threads | load | fp32 ms | converter int8 / fp32 | default int8 / fp32 | partitions converter -> default | left outside XNNPACK (default) |",
+             "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    for name, m in r["models"].items():
+        if "error" in m:
+            lines.append(f"| {name} | | | | | | | error: {m['error']} | |")
+            continue
+        for t, row in m["timing"].items():
+            lines.append(f"| {name} | {m['input'][0]} | {t[1:]} | {row['load1']:.1f} | {row['fp32_ms']:.2f} | "
+                         f"{row['converter_over_fp32']:.3f} | {row['default_over_fp32']:.3f} | "
+                         f"{m['converter']['partitions']} -> {m['default']['partitions']} | "
+                         f"{', '.join(m['default']['undelegated']) or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=CONV_MODELS)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=60)
+    p.add_argument("--calibration", type=int, default=16)
+    p.add_argument("--out", default=os.path.join(HERE, "results", "int8_fast_path"))
+    args = p.parse_args(argv)
+    r = {"command": " ".join(["int8_fast_path.py"] + (argv or sys.argv[1:])),
+         "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+         "date": time.strftime("%Y-%m-%d %H:%M"), "models": {}}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    for name in args.models:
+        try:
+            r["models"][name] = measure(name, args.threads, args.rounds, args.calibration)
+        except Exception as e:  # noqa: BLE001  (keep what was measured)
+            r["models"][name] = {"error": (str(e).strip().splitlines() or ["?"])[-1][:300]}
+        print(json.dumps({name: r["models"][name]}), flush=True)
+        bench_workers._dump(r, args.out + ".json")       # atomic: a crash keeps what was measured
+        with open(args.out + ".md", "w") as f:
+            f.write(render(r))
+    print(render(r))
+
+
+if __name__ == "__main__":
+    main()
