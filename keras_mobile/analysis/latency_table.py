@@ -29,18 +29,18 @@ _TOKEN = re.compile(r"[^._/:-]+")
 
 
 def block_of(layer_name):
-    """Group key of a layer from its module path: cut after the 2nd index, or the part after the 1st.
-
-    Tokens may be separated by any of `. _ / : -` ("blocks.2.0.conv_pw", "blocks_2_0_conv_pw" and
-    "blocks/2/0/conv_pw" give "blocks.2.0", "blocks_2_0", "blocks/2/0"), so the grouping does not
-    depend on how a backend spells layer names. A name without an index is its own group."""
+    """Group key of a layer, as a timm module path: its path cut after the 2nd index, or the part
+    after the 1st ("blocks-2-0-dw_mid-conv" -> "blocks.2.0"). Tokens may be separated by any of
+    `. _ / : -`, so models from elsewhere group too; the package's "-" maps back to "." by the one
+    naming rule (keras_mobile.layers.naming). A name without an index is its own group."""
+    from keras_mobile.layers.naming import to_timm_path
     toks = list(_TOKEN.finditer(layer_name))
     idx = [i for i, t in enumerate(toks) if t.group().isdigit()]
     if len(idx) >= 2:
-        return layer_name[:toks[idx[1]].end()]
+        return to_timm_path(layer_name[:toks[idx[1]].end()])
     if len(idx) == 1 and idx[0] + 1 < len(toks):
-        return layer_name[:toks[idx[0] + 1].end()]
-    return layer_name
+        return to_timm_path(layer_name[:toks[idx[0] + 1].end()])
+    return to_timm_path(layer_name)
 
 
 def _config_key(layer):
