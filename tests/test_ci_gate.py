@@ -1,11 +1,20 @@
 """tests/ci_gate.py in a child pytest: under CI=true a missing dependency fails the run, without
 CI it skips with the reason; the up-front check names missing or mismatched requirements."""
+import os
+
 import pytest
 
 pytest_plugins = "pytester"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the child imports tests.ci_gate from here
 
 GATED_CONFTEST = "from tests.ci_gate import pytest_make_collect_report, pytest_runtest_makereport, pytest_sessionstart\n"
 ABSENT = "keras_mobile_absent_module"
+
+
+def _child_imports_tests(monkeypatch):
+    """The child pytest runs in a temp folder: put the repo root on its path (a fresh clone has no
+    PYTHONPATH) so that its conftest can import tests.ci_gate / tests.conftest."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
 
 
 @pytest.fixture
@@ -41,6 +50,7 @@ def child(pytester, monkeypatch):
             pass
         """)
     monkeypatch.delenv("CI", raising=False)
+    _child_imports_tests(monkeypatch)
     return pytester
 
 
@@ -85,6 +95,7 @@ def test_conftest_marks_timm_tests_and_gives_slow_tests_a_longer_timeout(pyteste
     """tests/conftest.py: `timm` on tests that reach tests/timm_fixture.py (directly, through a
     helper or a fixture), 3600 s for slow tests, a test's own timeout kept."""
     monkeypatch.delenv("CI", raising=False)
+    _child_imports_tests(monkeypatch)
     pytester.makeconftest("""
         from tests.conftest import pytest_collection_modifyitems
 
