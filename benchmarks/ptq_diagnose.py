@@ -98,6 +98,9 @@ def main(argv=None):
     p.add_argument("--drift-images", type=int, default=40)
     p.add_argument("--work", default="/tmp/ptqw")
     p.add_argument("--steps", nargs="+", default=["drift"])
+    p.add_argument("--drop-outliers", action="store_true",
+                   help="int8 file calibrated as export does now (drop_calibration_outliers=True); results "
+                        "under 'drift_drop_outliers'. Default: plain min/max over all 300 images ('drift')")
     args = p.parse_args(argv)
     (x, y), (xt, yt) = hard_digits(20000, 10000, args.size, seed=args.seed)
     model = keras.saving.load_model(args.model_file, compile=False)
@@ -106,18 +109,20 @@ def main(argv=None):
     r = json.load(open(out)) if os.path.exists(out) else {}
     r["load"] = os.getloadavg()
     fp = os.path.join(args.work, f"{name}_f32.tflite")
-    qp = os.path.join(args.work, f"{name}_int8.tflite")
+    qp = os.path.join(args.work, f"{name}_int8{'_drop' if args.drop_outliers else ''}.tflite")
     if not os.path.exists(fp):
         export(model, fp, "float32", progress=False)
     if not os.path.exists(qp):
-        export(model, qp, "int8", representative_data=x[:300], num_calibration_steps=300, progress=False)
+        export(model, qp, "int8", representative_data=x[:300], num_calibration_steps=300, progress=False,
+               drop_calibration_outliers=args.drop_outliers)
     if "acc" in args.steps:
         r["accuracy"] = {"float_keras": float((np.argmax(model.predict(xt, batch_size=256, verbose=0), -1) == yt).mean()),
                          "float32_file": accuracy(fp, xt, yt), "default_int8": accuracy(qp, xt, yt)}
         print(r["accuracy"], flush=True)
     if "drift" in args.steps:
-        r["drift"] = drift(fp, qp, xt[:args.drift_images])
-        for row in r["drift"]:
+        key = "drift_drop_outliers" if args.drop_outliers else "drift"
+        r[key] = drift(fp, qp, xt[:args.drift_images])
+        for row in r[key]:
             print(f"{row['cosine']:.4f} {row['rel_rmse']:.3f} scale={row['scale']:.3g} absmax={row['float_absmax']:.3g} "
                   f"p99.9={row['float_p99.9']:.3g} rms={row['float_rms']:.3g} {row['tensor']}")
     os.makedirs(os.path.dirname(out), exist_ok=True)
