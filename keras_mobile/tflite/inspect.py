@@ -15,10 +15,13 @@ _INT_DTYPES = (np.int8, np.uint8, np.int16, np.int32, np.int64, np.bool_)
 _SHAPE_OPS = ("SHAPE", "RESHAPE", "STRIDED_SLICE", "PACK", "SQUEEZE", "EXPAND_DIMS", "GATHER", "CONCATENATION")
 
 
-def _interpreter(path, delegates):
+def _interpreter(path, delegates, preserve_all_tensors=False):
+    """A LiteRT interpreter of a file (or of the model's bytes), tensors allocated."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=kind)
+    source = {"model_content": bytes(path)} if isinstance(path, (bytes, bytearray)) else {"model_path": str(path)}
+    it = Interpreter(**source, experimental_op_resolver_type=kind,
+                     experimental_preserve_all_tensors=preserve_all_tensors)
     it.allocate_tensors()
     return it
 
