@@ -152,13 +152,8 @@ def _convert(folder, shape, quant, calib):
 
 
 def _interpreter(blob, threads):
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_content=blob, num_threads=threads)
-    it.allocate_tensors()
-    d = it.get_input_details()[0]
-    it.set_tensor(d["index"], np.random.default_rng(0).standard_normal(d["shape"]).astype(d["dtype"]))
-    return it
+    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
+    return random_inputs(make_interpreter(blob, num_threads=threads))
 
 
 def _op_counts(it):

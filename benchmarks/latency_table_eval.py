@@ -30,12 +30,8 @@ def _stat(times, stat):
 
 
 def _interpreter(blob, threads):
-    from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_content=blob, num_threads=threads)
-    it.allocate_tensors()
-    for d in it.get_input_details():
-        it.set_tensor(d["index"], np.random.default_rng(0).standard_normal(d["shape"]).astype(d["dtype"]))
-    return it
+    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
+    return random_inputs(make_interpreter(blob, num_threads=threads))
 
 
 def time_blob(blob, threads, runs, stat, warmup=3):

@@ -25,11 +25,11 @@ import bench_workers  # noqa: E402
 
 def main(model_file, rounds=100):
     import keras
-    from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
     from keras_mobile.data.digits import hard_digits
     from keras_mobile.tflite import export, inspect, run_tflite
+    from keras_mobile.tflite.inspect import make_interpreter
     (x, _), (xt, yt) = hard_digits(20000, 10000, 48, seed=0)
     xt, yt = np.round(xt[:3000]), yt[:3000]
     model = keras.models.load_model(model_file)
@@ -40,7 +40,7 @@ def main(model_file, rounds=100):
         export(model, paths["fp32"], progress=False)
         export(model, paths["default"], "int8", representative_data=x[:300], num_calibration_steps=300, progress=False)
         qt = quantizer.Quantizer(paths["fp32"], recipe.static_wi8_ai8())
-        signature = Interpreter(model_path=paths["fp32"]).get_signature_list()
+        signature = make_interpreter(paths["fp32"], delegates=False).get_signature_list()
         key = next(iter(signature))
         name = signature[key]["inputs"][0]
         result = qt.quantize(qt.calibrate({key: [{name: x[i:i + 1]} for i in range(300)]}))

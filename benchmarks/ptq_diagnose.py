@@ -24,11 +24,8 @@ sys.path.insert(0, HERE)
 
 
 def interpreter(path):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    it = Interpreter(model_path=path, num_threads=1, experimental_preserve_all_tensors=True,
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    it.allocate_tensors()
-    return it
+    from keras_mobile.tflite import inspect
+    return inspect.make_interpreter(path, delegates=False, num_threads=1, preserve_all_tensors=True)
 
 
 def accuracy(path, xt, yt):

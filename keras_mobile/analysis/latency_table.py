@@ -193,18 +193,8 @@ def to_tflite(model, quantization="float32", quiet=True):
 
 def time_tflite(content, num_threads=1, runs=20, warmup=3, seconds=None):
     """Median seconds per invoke of a .tflite (bytes or path) in the LiteRT interpreter."""
-    from ai_edge_litert.interpreter import Interpreter
-    kw = {"model_content": content} if isinstance(content, (bytes, bytearray)) else {"model_path": str(content)}
-    it = Interpreter(num_threads=num_threads, **kw)
-    it.allocate_tensors()
-    rng = np.random.default_rng(0)
-    for d in it.get_input_details():
-        if np.issubdtype(d["dtype"], np.floating):
-            x = rng.standard_normal(d["shape"]).astype(d["dtype"])
-        else:
-            info = np.iinfo(d["dtype"])
-            x = rng.integers(info.min, info.max, d["shape"], dtype=d["dtype"])
-        it.set_tensor(d["index"], x)
+    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
+    it = random_inputs(make_interpreter(content, num_threads=num_threads))
     for _ in range(warmup):
         it.invoke()
     times = []

@@ -181,9 +181,8 @@ def _edge(verdict):
 
 def analyze(tflite_path):
     """Predicts the EdgeTPU mapping of a .tflite file without the compiler."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    it = Interpreter(model_path=str(tflite_path),
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    from keras_mobile.tflite.inspect import make_interpreter
+    it = make_interpreter(tflite_path, delegates=False)
     tensors = {t["index"]: t for t in it.get_tensor_details()}
     ops = it._get_ops_details()
     graph_in = {d["index"] for d in it.get_input_details()}

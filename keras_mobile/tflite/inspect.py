@@ -15,14 +15,32 @@ _INT_DTYPES = (np.int8, np.uint8, np.int16, np.int32, np.int64, np.bool_)
 _SHAPE_OPS = ("SHAPE", "RESHAPE", "STRIDED_SLICE", "PACK", "SQUEEZE", "EXPAND_DIMS", "GATHER", "CONCATENATION")
 
 
-def _interpreter(path, delegates, preserve_all_tensors=False):
-    """A LiteRT interpreter of a file (or of the model's bytes), tensors allocated."""
+def make_interpreter(path, delegates=True, num_threads=None, preserve_all_tensors=False):
+    """The package's one way to open a .tflite (a path or the model's bytes) in LiteRT, tensors
+    allocated. delegates=False: builtin kernels only (the graph as the file has it, no XNNPACK);
+    num_threads=None: LiteRT's default."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     source = {"model_content": bytes(path)} if isinstance(path, (bytes, bytearray)) else {"model_path": str(path)}
+    if num_threads is not None:
+        source["num_threads"] = num_threads
     it = Interpreter(**source, experimental_op_resolver_type=kind,
                      experimental_preserve_all_tensors=preserve_all_tensors)
     it.allocate_tensors()
+    return it
+
+
+def random_inputs(it, seed=0):
+    """Fills every input of an interpreter for timing: N(0, 1) floats, uniform integers over the
+    dtype's range. Returns `it`."""
+    rng = np.random.default_rng(seed)
+    for d in it.get_input_details():
+        if np.issubdtype(d["dtype"], np.floating):
+            x = rng.standard_normal(d["shape"]).astype(d["dtype"])
+        else:
+            info = np.iinfo(d["dtype"])
+            x = rng.integers(info.min, info.max, d["shape"], dtype=d["dtype"])
+        it.set_tensor(d["index"], x)
     return it
 
 
@@ -98,7 +116,7 @@ def inspect(path, quantized=None):
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no TFLite file at {path}")
-    plain = _interpreter(path, delegates=False)
+    plain = make_interpreter(path, delegates=False)
     details = {t["index"]: t for t in plain.get_tensor_details()}
     ops = plain._get_ops_details()
     hist = Counter(o["op_name"] for o in ops)
@@ -147,7 +165,7 @@ def xnnpack_partitions(path):
     """(number of XNNPACK delegate partitions, [(index, op)] of the ops left outside them) for a
     .tflite file under LiteRT's default delegate. A DELEGATE node lists only its boundary tensors,
     so the ops it replaced are found by walking back from its outputs to its inputs."""
-    ops = _interpreter(path, delegates=True)._get_ops_details()
+    ops = make_interpreter(path, delegates=True)._get_ops_details()
     producer = {t: o["index"] for o in ops if o["op_name"] != "DELEGATE" for t in o["outputs"]}
     covered = set()
     delegates = [o for o in ops if o["op_name"] == "DELEGATE"]
@@ -171,7 +189,7 @@ def run_tflite(path, x, interpreter=None):
     Any number of inputs works with any batch size of the file: inputs go through in chunks of
     the file's batch, the last chunk padded with copies of its final input (outputs of the
     padding are dropped)."""
-    it = interpreter or _interpreter(path, delegates=True)
+    it = interpreter or make_interpreter(path, delegates=True)
     inp = it.get_input_details()[0]
     outs = sorted(it.get_output_details(), key=_output_position)
     x = np.asarray(x, dtype=np.float32)
