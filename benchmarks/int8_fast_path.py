@@ -37,7 +37,8 @@ CONV_MODELS = ["MobileNetV3Small", "MobileNetV4ConvS", "MobileOneS0[fused]", "Mo
 
 def files(name, workdir, calib_n):
     from keras_mobile.tflite import export
-    from keras_mobile.tflite.export import converter_for, write_atomic
+    from keras_mobile.files import write_atomic
+    from keras_mobile.tflite.export import converter_for
     from keras_mobile.tflite.inspect import xnnpack_partitions
     from keras_mobile.tflite.representative import set_bn_statistics
     model = bench_models.build(name)

@@ -54,7 +54,8 @@ def run_seed(args, seed, data, workdir):
 
     import keras_mobile
     from keras_mobile.tflite import export, run_tflite
-    from keras_mobile.tflite.export import converter_for, write_atomic
+    from keras_mobile.files import write_atomic
+    from keras_mobile.tflite.export import converter_for
     from qat_vs_ptq import paired
 
     (x, y), (xt, yt) = data

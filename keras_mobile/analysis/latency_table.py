@@ -241,7 +241,7 @@ class LatencyTable:
                 "quantization": self.quantization, "correction": self.correction, "entries": self.entries}
 
     def save(self, path):
-        from keras_mobile.tflite.export import write_atomic
+        from keras_mobile.files import write_atomic
         write_atomic(path, json.dumps(self.to_dict(), indent=1, sort_keys=True).encode())
         return path
 

@@ -148,7 +148,7 @@ def run(args):
     measured = {"start": (measure_model_latency(model, quantization=q) * 1e3, log["start_accuracy"]),
                 "result": (measure_model_latency(result, quantization=q) * 1e3, log["final_accuracy"])}
     log["measured_ms"] = {k: v[0] for k, v in measured.items()}
-    from keras_mobile.tflite.export import write_atomic
+    from keras_mobile.files import write_atomic
     write_atomic(os.path.join(args.out, "search.json"), json.dumps(log, indent=1).encode())
     plot(log, measured, os.path.join(args.out, "pareto.png"), args.latency in ("host", "host-int8"))
     print(f"{log['model']}: {log['start_ms']:.2f} -> {log['current_ms']:.2f} ms predicted ({log['latency']}), "

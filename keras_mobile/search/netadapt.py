@@ -200,7 +200,7 @@ def _kept(built, space, knob, value):
 
 # search ----------------------------------------------------------------------------------------
 def _save_json(path, obj):
-    from keras_mobile.tflite.export import write_atomic
+    from keras_mobile.files import write_atomic
     write_atomic(path, json.dumps(obj, indent=1, default=float).encode())
 
 

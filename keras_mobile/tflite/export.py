@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from keras_mobile.files import write_atomic  # noqa: F401  (heads/tflite_util imports it from here)
+from keras_mobile.files import write_atomic
 from keras_mobile.progress import progress_bar
 from keras_mobile.tflite import representative
 from keras_mobile.tflite.inspect import inspect
@@ -107,8 +107,7 @@ def converter_for(model, quantization="float32", representative_data=None, input
 
 def _float_bytes(model):
     """The float32 .tflite of `model` at batch 1 (to observe its activations in LiteRT)."""
-    import tensorflow as tf
-    conv = tf.lite.TFLiteConverter.from_keras_model(fixed_batch(model, 1)[0])
+    conv = converter_for(model, "float32", progress=False)
     conv.allow_custom_ops = True        # a detector's post-process op: LiteRT runs it, it is not calibrated
     with _keras_messages_to_absl():
         return conv.convert()
