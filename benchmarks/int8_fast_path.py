@@ -3,6 +3,7 @@ partitions at batch 1.
 
     python benchmarks/int8_fast_path.py                          # the conv models, 224 px
     python benchmarks/int8_fast_path.py --models MobileNetV3Small MobileOneS0[fused] --rounds 60
+    python benchmarks/int8_fast_path.py --models heads attention --out results/int8_fast_path_heads
 
 Per model (random weights; BatchNorm statistics set from random pixels with
 `representative.set_bn_statistics` so activations have a trained net's unit scale, which
@@ -13,6 +14,11 @@ dequantized logits). The three are timed in interleaved rounds per thread count
 (bench_workers.interleaved); int8/fp32 is the median of per-round ratios. Partitions and ops
 left outside XNNPACK come from keras_mobile.tflite.inspect.xnnpack_partitions. Writes
 results/int8_fast_path.json and .md after every model.
+
+Heads are named `SSDLite/<backbone>` and `LRASPP/<backbone>` (their default input sizes; the
+detector without its post-processing custom op, which XNNPACK never runs); they are exported
+through their own `export_tflite` and have no "converter" file. `--models heads` / `attention`
+expand to the sets below.
 """
 import argparse
 import json
@@ -34,6 +40,28 @@ CONV_MODELS = ["MobileNetV3Small", "MobileNetV4ConvS", "MobileOneS0[fused]", "Mo
                "MobileNetV3Small[minimal]", "MobileNetV3Large[minimal]", "MobileNetV4ConvM", "MobileOneS1[fused]",
                "MobileOneS2[fused]", "MobileNetV4ConvL", "MobileOneS3[fused]", "MobileOneS4[fused]"]
 
+HEAD_MODELS = ["SSDLite/MobileNetV4ConvS", "SSDLite/MobileNetV3Large", "LRASPP/MobileNetV3Large",
+               "LRASPP/MobileNetV4ConvS"]
+ATTENTION_MODELS = ["MobileNetV4HybridM", "EfficientFormerL1"]
+SETS = {"conv": CONV_MODELS, "heads": HEAD_MODELS, "attention": ATTENTION_MODELS}
+
+
+def head_files(name, workdir, calib_n):
+    """fp32 and default-int8 files of a head model `SSDLite/<backbone>` or `LRASPP/<backbone>`."""
+    import keras_mobile.heads as heads
+    from keras_mobile.tflite.representative import set_bn_statistics
+    kind, backbone = name.split("/")
+    model = getattr(heads, kind)(backbone)
+    size = tuple(model.inputs[0].shape[1:])
+    x = np.random.default_rng(0).uniform(0, 255, (calib_n,) + size).astype("float32")
+    set_bn_statistics(model, x[:8])
+    extra = {"postprocess_op": False} if kind == "SSDLite" else {}
+    paths = {q: os.path.join(workdir, f"{q}.tflite") for q in ("fp32", "default")}
+    model.export_tflite(paths["fp32"], progress=False, **extra)
+    report = model.export_tflite(paths["default"], "int8", representative_data=x,
+                                 num_calibration_steps=calib_n, progress=False, **extra)
+    return paths, size, report
+
 
 def files(name, workdir, calib_n):
     from keras_mobile.tflite import export
@@ -41,16 +69,19 @@ def files(name, workdir, calib_n):
     from keras_mobile.tflite.export import converter_for
     from keras_mobile.tflite.inspect import xnnpack_partitions
     from keras_mobile.tflite.representative import set_bn_statistics
-    model = bench_models.build(name)
-    size = tuple(model.inputs[0].shape[1:])
-    x = np.random.default_rng(0).uniform(0, 255, (calib_n,) + size).astype("float32")
-    set_bn_statistics(model, x[:8])
-    paths = {q: os.path.join(workdir, f"{q}.tflite") for q in ("fp32", "converter", "default")}
-    export(model, paths["fp32"], progress=False)
-    write_atomic(paths["converter"], converter_for(model, "int8", x, "uint8", "float32", calib_n,
-                                                   progress=False).convert())
-    report = export(model, paths["default"], "int8", representative_data=x, num_calibration_steps=calib_n,
-                    progress=False)
+    if "/" in name:
+        paths, size, report = head_files(name, workdir, calib_n)
+    else:
+        model = bench_models.build(name)
+        size = tuple(model.inputs[0].shape[1:])
+        x = np.random.default_rng(0).uniform(0, 255, (calib_n,) + size).astype("float32")
+        set_bn_statistics(model, x[:8])
+        paths = {q: os.path.join(workdir, f"{q}.tflite") for q in ("fp32", "converter", "default")}
+        export(model, paths["fp32"], progress=False)
+        write_atomic(paths["converter"], converter_for(model, "int8", x, "uint8", "float32", calib_n,
+                                                       progress=False).convert())
+        report = export(model, paths["default"], "int8", representative_data=x, num_calibration_steps=calib_n,
+                        progress=False)
     info = {"input": list(size), "lowering": report.extra.get("lowering")}
     for q, p in paths.items():
         parts, outside = xnnpack_partitions(p)
@@ -69,7 +100,8 @@ def measure(name, threads, rounds, calib_n):
         times = bench_workers.interleaved(fns, runs=rounds, warmup=5, budget=float("inf"), min_runs=rounds)
         info["timing"][f"t{t}"] = {
             "load1": load, **{f"{q}_ms": bench_workers.summary(v, 1)["ms"] for q, v in times.items()},
-            "converter_over_fp32": bench_workers.ratio(times["converter"], times["fp32"]),
+            "converter_over_fp32": (bench_workers.ratio(times["converter"], times["fp32"])
+                                    if "converter" in times else None),
             "default_over_fp32": bench_workers.ratio(times["default"], times["fp32"])}
     return info
 
@@ -85,9 +117,11 @@ def render(r):
             lines.append(f"| {name} | | | | | | | error: {m['error']} | |")
             continue
         for t, row in m["timing"].items():
+            conv = row["converter_over_fp32"]
+            conv_parts = m["converter"]["partitions"] if "converter" in m else "-"
             lines.append(f"| {name} | {m['input'][0]} | {t[1:]} | {row['load1']:.1f} | {row['fp32_ms']:.2f} | "
-                         f"{row['converter_over_fp32']:.3f} | {row['default_over_fp32']:.3f} | "
-                         f"{m['converter']['partitions']} -> {m['default']['partitions']} | "
+                         f"{'-' if conv is None else f'{conv:.3f}'} | {row['default_over_fp32']:.3f} | "
+                         f"{conv_parts} -> {m['default']['partitions']} | "
                          f"{', '.join(m['default']['undelegated']) or '-'} |")
     return "\n".join(lines) + "\n"
 
@@ -100,6 +134,7 @@ def main(argv=None):
     p.add_argument("--calibration", type=int, default=16)
     p.add_argument("--out", default=os.path.join(HERE, "results", "int8_fast_path"))
     args = p.parse_args(argv)
+    args.models = [m for name in args.models for m in SETS.get(name, [name])]
     r = {"command": " ".join(["int8_fast_path.py"] + (argv or sys.argv[1:])),
          "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
          "date": time.strftime("%Y-%m-%d %H:%M"), "models": {}}

@@ -21,6 +21,24 @@ def _conv_bn_relu6(x, filters, kernel, strides, name, depthwise=False):
     return keras.layers.ReLU(6.0, name=child(name, "act"))(x)
 
 
+# XNNPACK (LiteRT 2.3) delegates CONCATENATION with at most 5 inputs: a 6-map detector's
+# single concat ran on the reference kernel (float32 and int8; in int8 it cut the graph in two).
+XNNPACK_MAX_CONCAT_INPUTS = 5
+
+
+def _concat_rows(tensors, name):
+    """Concatenates along axis 1 in groups XNNPACK can delegate (a concat of concats is the same
+    tensor; the converter keeps the nesting)."""
+    groups = [tensors[i:i + XNNPACK_MAX_CONCAT_INPUTS]
+              for i in range(0, len(tensors), XNNPACK_MAX_CONCAT_INPUTS)]
+    if len(groups) > 1:
+        tensors = [g[0] if len(g) == 1 else
+                   keras.layers.Concatenate(axis=1, name=f"{name}-part{k}")(g)
+                   for k, g in enumerate(groups)]
+        return _concat_rows(tensors, name)
+    return keras.layers.Concatenate(axis=1, name=name)(tensors)
+
+
 def _predictor(x, filters, name, bias_init="zeros"):
     """SSDLite predictor: 3x3 depthwise + BN + ReLU6, then a 1x1 conv."""
     x = _conv_bn_relu6(x, None, 3, 1, child(name, "dw"), depthwise=True)
@@ -167,8 +185,8 @@ def SSDLite(backbone="MobileNetV4ConvS", num_classes=80, input_shape=(320, 320, 
                        bias_init=keras.initializers.Constant(prior))
         box_outs.append(keras.layers.Reshape((-1, 4), name=to_layer_name(f"ssd.box.{i}.flat"))(b))
         cls_outs.append(keras.layers.Reshape((-1, num_classes), name=to_layer_name(f"ssd.cls.{i}.flat"))(c))
-    boxes = keras.layers.Concatenate(axis=1, name="boxes")(box_outs)
-    classes = keras.layers.Concatenate(axis=1, name="classes")(cls_outs)
+    boxes = _concat_rows(box_outs, "boxes")
+    classes = _concat_rows(cls_outs, "classes")
     return SSDLiteModel(inputs, {"boxes": boxes, "classes": classes}, anchors=anchors,
                         num_classes=num_classes, class_loss=class_loss, box_loss=box_loss,
                         name=name or f"ssdlite_{feats.name.replace('_features', '')}")

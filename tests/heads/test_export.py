@@ -65,3 +65,22 @@ def test_segmenter_int8_and_edgetpu_exports_agree_with_keras(tmp_path):
     assert report.extra["target"] == "edgetpu" and report.fully_integer
     with pytest.raises(TypeError):
         seg.export_tflite(str(tmp_path / "old.tflite"), quantize="int8")    # the package's names only
+
+
+def test_detector_concatenations_stay_inside_xnnpack(tmp_path):
+    """A 320 px SSDLite predicts on 6 maps; XNNPACK delegates a CONCATENATION of at most 5
+    inputs, so the box/class concatenations are grouped (a single 6-input concat ran on the
+    reference kernel, float32 and int8 alike)."""
+    from keras_mobile.heads import SSDLite
+    from keras_mobile.tflite.inspect import xnnpack_partitions
+    det = SSDLite("MobileNetV3Small", num_classes=3, input_shape=(320, 320, 3))
+    assert det.anchors.shape[0] == 2156          # 20x20 ... 1x1: six maps
+    report = det.export_tflite(str(tmp_path / "det.tflite"), postprocess_op=False, progress=False)
+    partitions, outside = xnnpack_partitions(report.path)
+    assert (partitions, outside) == (1, [])
+    x = _images(2, 320)
+    codes, logits = run_tflite(report.path, x)
+    ref = det(x, training=False)
+    assert codes.shape == (2, 2156, 4) and logits.shape == (2, 2156, 3)
+    np.testing.assert_allclose(codes, ref["boxes"].numpy(), atol=1e-3)
+    np.testing.assert_allclose(logits, ref["classes"].numpy(), atol=1e-3)
