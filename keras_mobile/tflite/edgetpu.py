@@ -45,9 +45,31 @@ REJECTED_VERSIONS = {
                         "https://github.com/google-coral/edgetpu/issues/45"),
     "REVERSE_V2": (3, "15.0.340273435", "https://github.com/google-coral/edgetpu/issues/340"),
 }
-# {op: (highest version known to compile with 16.0, source)}; empty until a public 16.0 log of a file
-# with known op versions is found.
-ACCEPTED_VERSIONS = {}
+# {op: (highest version known to compile with 16.0, source)}: an entry needs a published .tflite whose op
+# versions we read with op_versions() AND a 16.0 output showing that very file compiled with the op
+# "Mapped to Edge TPU". A compiled *_edgetpu.tflite does not say which compiler made it (the DarwiNN
+# package's compiler_version field is "cl/" in public 16.0 output), so the input is tied to the log by
+# its size and its per-op counts. A lower version of an op is taken as accepted too: TFLite op
+# resolvers register every version up to the newest they know.
+# Not counted: google-coral/test_data (pairs X.tflite / X_edgetpu.tflite @ 104342d2d3480b3e66203073dac24f4e2dbb4c41):
+# no log, and the compiled files carry compiler_version "cl/" or "cl/343520747" (an internal build
+# between 15.0.340273435 and 16.0.384591198), so none is shown to come from 16.0.
+_RETINANET_16_0 = (
+    "github.com/mathieugalle/edgetpu-compiler-pad-fail @ df17eec0386da8b6bcb1b51cc6e2341129bc7c8d: "
+    "mobile_retina_net_not_padded.tflite (3,024,344 B) compiled by edgetpu_compiler 16.0.384591198 "
+    "(`-m 13 -s -da`, not_padded_edgetpucompiler_output.log: input 2.88MiB, 134 ops, all "
+    "\"Mapped to Edge TPU\", per-op counts equal to the file's)")
+ACCEPTED_VERSIONS = {
+    "ADD": (2, _RETINANET_16_0),
+    "CONCATENATION": (2, _RETINANET_16_0),
+    "CONV_2D": (3, _RETINANET_16_0),
+    "DEPTHWISE_CONV_2D": (3, _RETINANET_16_0),
+    "PAD": (2, _RETINANET_16_0),
+    "QUANTIZE": (1, _RETINANET_16_0),
+    "RELU": (2, _RETINANET_16_0),
+    "RESHAPE": (1, _RETINANET_16_0),
+    "RESIZE_NEAREST_NEIGHBOR": (3, _RETINANET_16_0),
+}
 
 UNSUPPORTED_DTYPE = "Operation is working on an unsupported data type"
 NOT_SUPPORTED = "Operation not supported"

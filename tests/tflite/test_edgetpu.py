@@ -245,8 +245,9 @@ def test_op_versions_are_read_from_the_flatbuffer(tmp_path):
     assert crafted["CONV_2D"] == 6 and crafted["DEPTHWISE_CONV_2D"] == 3
 
 
-def test_rejected_op_version_is_fatal_and_unknown_limits_are_unverified(tmp_path):
+def test_rejected_op_version_is_fatal_and_unknown_limits_are_unverified(tmp_path, monkeypatch):
     path = _convert(_net(), True, tmp_path, "v")
+    monkeypatch.setattr(edgetpu, "ACCEPTED_VERSIONS", {})
     r = edgetpu.analyze(path)
     assert not r.fatal and r.op_versions
     assert {v.status for v in r.op_versions} == {"unverified"}     # no source vouches: never "ok"
@@ -260,9 +261,37 @@ def test_rejected_op_version_is_fatal_and_unknown_limits_are_unverified(tmp_path
 
 def test_accepted_version_needs_a_source(tmp_path, monkeypatch):
     path = _convert(_net(), True, tmp_path, "v")
-    monkeypatch.setitem(edgetpu.ACCEPTED_VERSIONS, "CONV_2D", (3, "a 16.0 log"))
+    monkeypatch.setattr(edgetpu, "ACCEPTED_VERSIONS", {"CONV_2D": (3, "a 16.0 log")})
     statuses = {v.op: v.status for v in edgetpu.check_op_versions(path)}
     assert statuses["CONV_2D"] == "ok" and statuses["DEPTHWISE_CONV_2D"] == "unverified"
+
+
+def test_version_tables_agree():
+    """Each op's highest accepted version lies below its lowest rejected one, and every entry names a
+    16.0 source (repo + commit, or URL)."""
+    for op, (version, source) in edgetpu.ACCEPTED_VERSIONS.items():
+        assert op in edgetpu.SUPPORTED and isinstance(version, int) and version >= 1, op
+        assert "16.0.384591198" in source and ("@ " in source or "https://" in source), op
+        if op in edgetpu.REJECTED_VERSIONS:
+            assert version < edgetpu.REJECTED_VERSIONS[op][0], op
+    for op, (first, compiler, source) in edgetpu.REJECTED_VERSIONS.items():
+        assert first >= 2 and source.startswith("https://"), op
+
+
+def test_published_16_0_versions_report_ok_on_a_real_file(tmp_path):
+    """A file made by the TFLite converter (int8 CONV_2D / DEPTHWISE_CONV_2D version 3, as in the
+    published retinanet that 16.0 mapped completely) is "ok" for those ops, names the source, and stays
+    "unverified" for ops no 16.0 evidence covers and for a version above the accepted one."""
+    path = _convert(_net(), True, tmp_path, "v")
+    verdicts = {v.op: v for v in edgetpu.check_op_versions(path)}
+    for op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        assert (verdicts[op].version, verdicts[op].status) == (3, "ok")
+        assert "mathieugalle/edgetpu-compiler-pad-fail" in verdicts[op].source
+    assert verdicts["FULLY_CONNECTED"].status == "unverified"
+    report = edgetpu.analyze(path)
+    assert "CONV_2D v3" not in str(report) and "FULLY_CONNECTED v" in str(report)
+    newer = {v.op: v.status for v in edgetpu.check_op_versions(_with_version(path, "CONV_2D", 4, tmp_path / "v4.tflite"))}
+    assert newer["CONV_2D"] == "unverified" and newer["DEPTHWISE_CONV_2D"] == "ok"
 
 
 def test_edgetpu_export_fails_early_on_a_rejected_op_version(tmp_path, monkeypatch):
