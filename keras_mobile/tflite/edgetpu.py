@@ -59,12 +59,21 @@ _RETINANET_16_0 = (
     "mobile_retina_net_not_padded.tflite (3,024,344 B) compiled by edgetpu_compiler 16.0.384591198 "
     "(`-m 13 -s -da`, not_padded_edgetpucompiler_output.log: input 2.88MiB, 134 ops, all "
     "\"Mapped to Edge TPU\", per-op counts equal to the file's)")
+_MOBILENET_V2_16_0 = (
+    "github.com/DamianOlei/ImportData @ 961b65b973db138e5743285c90ce9647adec0dfd: "
+    "mobilenet_v2_1.0_224_quant.tflite compiled by edgetpu_compiler 16.0.384591198 "
+    "(mobilenet_v2_1.0_224_quant_edgetpu.log, same commit: 72 ops, all \"Mapped to Edge TPU\", per-op counts "
+    "equal to the file's; the compiled file holds only the edgetpu-custom-op); likewise a separately "
+    "retrained copy in github.com/helder0xff/coral_transfer @ e69445d7c24bd523d643c588a118c6470affbf10")
 ACCEPTED_VERSIONS = {
     "ADD": (2, _RETINANET_16_0),
     "CONCATENATION": (2, _RETINANET_16_0),
     "CONV_2D": (3, _RETINANET_16_0),
     "DEPTHWISE_CONV_2D": (3, _RETINANET_16_0),
+    "FULLY_CONNECTED": (4, _MOBILENET_V2_16_0),
+    "MEAN": (2, _MOBILENET_V2_16_0),
     "PAD": (2, _RETINANET_16_0),
+    "SOFTMAX": (2, _MOBILENET_V2_16_0),
     "QUANTIZE": (1, _RETINANET_16_0),
     "RELU": (2, _RETINANET_16_0),
     "RESHAPE": (1, _RETINANET_16_0),

@@ -279,17 +279,16 @@ def test_version_tables_agree():
 
 
 def test_published_16_0_versions_report_ok_on_a_real_file(tmp_path):
-    """A file made by the TFLite converter (int8 CONV_2D / DEPTHWISE_CONV_2D version 3, as in the
-    published retinanet that 16.0 mapped completely) is "ok" for those ops, names the source, and stays
-    "unverified" for ops no 16.0 evidence covers and for a version above the accepted one."""
+    """A file made by the TFLite converter (int8 CONV_2D / DEPTHWISE_CONV_2D v3, MEAN v2,
+    FULLY_CONNECTED v4: the versions of the published files 16.0 mapped completely) is "ok" throughout,
+    each verdict naming its source; a version above the accepted one stays "unverified"."""
     path = _convert(_net(), True, tmp_path, "v")
     verdicts = {v.op: v for v in edgetpu.check_op_versions(path)}
-    for op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        assert (verdicts[op].version, verdicts[op].status) == (3, "ok")
-        assert "mathieugalle/edgetpu-compiler-pad-fail" in verdicts[op].source
-    assert verdicts["FULLY_CONNECTED"].status == "unverified"
-    report = edgetpu.analyze(path)
-    assert "CONV_2D v3" not in str(report) and "FULLY_CONNECTED v" in str(report)
+    assert {op: (v.version, v.status) for op, v in verdicts.items()} == {
+        "CONV_2D": (3, "ok"), "DEPTHWISE_CONV_2D": (3, "ok"), "MEAN": (2, "ok"), "FULLY_CONNECTED": (4, "ok")}
+    assert "mathieugalle/edgetpu-compiler-pad-fail" in verdicts["CONV_2D"].source
+    assert "DamianOlei/ImportData" in verdicts["FULLY_CONNECTED"].source
+    assert "not verified" not in str(edgetpu.analyze(path))
     newer = {v.op: v.status for v in edgetpu.check_op_versions(_with_version(path, "CONV_2D", 4, tmp_path / "v4.tflite"))}
     assert newer["CONV_2D"] == "unverified" and newer["DEPTHWISE_CONV_2D"] == "ok"
 
