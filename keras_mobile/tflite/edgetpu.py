@@ -49,8 +49,10 @@ REJECTED_VERSIONS = {
 # versions we read with op_versions() AND a 16.0 output showing that very file compiled with the op
 # "Mapped to Edge TPU". A compiled *_edgetpu.tflite does not say which compiler made it (the DarwiNN
 # package's compiler_version field is "cl/" in public 16.0 output), so the input is tied to the log by
-# its size and its per-op counts. A lower version of an op is taken as accepted too: TFLite op
-# resolvers register every version up to the newest they know.
+# its per-op counts (and its size where the console printed it). The CPU-side ops of a compiled file are
+# no evidence either: 16.0 rewrites them (yolov5n below: MUL/STRIDED_SLICE version 2 in, 1 out).
+# A lower version of an op is taken as accepted too: TFLite op resolvers register every version up to
+# the newest they know.
 # Not counted: google-coral/test_data (pairs X.tflite / X_edgetpu.tflite @ 104342d2d3480b3e66203073dac24f4e2dbb4c41):
 # no log, and the compiled files carry compiler_version "cl/" or "cl/343520747" (an internal build
 # between 15.0.340273435 and 16.0.384591198), so none is shown to come from 16.0.
@@ -65,19 +67,34 @@ _MOBILENET_V2_16_0 = (
     "(mobilenet_v2_1.0_224_quant_edgetpu.log, same commit: 72 ops, all \"Mapped to Edge TPU\", per-op counts "
     "equal to the file's; the compiled file holds only the edgetpu-custom-op); likewise a separately "
     "retrained copy in github.com/helder0xff/coral_transfer @ e69445d7c24bd523d643c588a118c6470affbf10")
+_TCN_16_0 = (
+    "github.com/fredriktegnell/edgetpu-tcn @ acd5d760c3ddb4a243a01ee708d058d77766e2ab: quantized_model.tflite "
+    "compiled by edgetpu_compiler 16.0.384591198 (quantized_model_edgetpu.log, same commit: 6 ops, all \"Mapped "
+    "to Edge TPU\", per-op counts equal to the file's; the compiled file holds only the edgetpu-custom-op)")
+# The three files were uploaded in separate commits within 25 minutes; the log's per-op counts (256 ops
+# in 11 op types, mapped and CPU rows summed) equal the input file's, which ties the log to that file.
+_YOLOV5N_16_0 = (
+    "github.com/Sandhya1708/modelnew @ 0e155d1508fdfd85e2c2a728807b389df4e3257c: yolov5n-int8.tflite "
+    "compiled by edgetpu_compiler 16.0.384591198 (yolov5n-int8_edgetpu.log: 256 ops, per-op counts equal to "
+    "the file's; MUL 69/75, LOGISTIC 60/60, STRIDED_SLICE 6/9, MAX_POOL_2D 3/3 \"Mapped to Edge TPU\", "
+    "the rest of MUL and STRIDED_SLICE after the cut)")
 ACCEPTED_VERSIONS = {
     "ADD": (2, _RETINANET_16_0),
     "CONCATENATION": (2, _RETINANET_16_0),
     "CONV_2D": (3, _RETINANET_16_0),
     "DEPTHWISE_CONV_2D": (3, _RETINANET_16_0),
     "FULLY_CONNECTED": (4, _MOBILENET_V2_16_0),
+    "LOGISTIC": (2, _TCN_16_0),
+    "MAX_POOL_2D": (2, _YOLOV5N_16_0),
     "MEAN": (2, _MOBILENET_V2_16_0),
+    "MUL": (2, _YOLOV5N_16_0),
     "PAD": (2, _RETINANET_16_0),
-    "SOFTMAX": (2, _MOBILENET_V2_16_0),
     "QUANTIZE": (1, _RETINANET_16_0),
     "RELU": (2, _RETINANET_16_0),
     "RESHAPE": (1, _RETINANET_16_0),
     "RESIZE_NEAREST_NEIGHBOR": (3, _RETINANET_16_0),
+    "SOFTMAX": (2, _MOBILENET_V2_16_0),
+    "STRIDED_SLICE": (2, _YOLOV5N_16_0),
 }
 
 UNSUPPORTED_DTYPE = "Operation is working on an unsupported data type"

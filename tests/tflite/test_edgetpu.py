@@ -280,7 +280,7 @@ def test_version_tables_agree():
 
 def test_published_16_0_versions_report_ok_on_a_real_file(tmp_path):
     """A file made by the TFLite converter (int8 CONV_2D / DEPTHWISE_CONV_2D v3, MEAN v2,
-    FULLY_CONNECTED v4: the versions of the published files 16.0 mapped completely) is "ok" throughout,
+    FULLY_CONNECTED v4: versions of published files 16.0 mapped) is "ok" throughout,
     each verdict naming its source; a version above the accepted one stays "unverified"."""
     path = _convert(_net(), True, tmp_path, "v")
     verdicts = {v.op: v for v in edgetpu.check_op_versions(path)}
