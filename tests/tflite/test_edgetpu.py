@@ -289,7 +289,8 @@ def test_published_16_0_versions_report_ok_on_a_real_file(tmp_path):
     assert "mathieugalle/edgetpu-compiler-pad-fail" in verdicts["CONV_2D"].source
     assert "DamianOlei/ImportData" in verdicts["FULLY_CONNECTED"].source
     assert "not verified" not in str(edgetpu.analyze(path))
-    newer = {v.op: v.status for v in edgetpu.check_op_versions(_with_version(path, "CONV_2D", 4, tmp_path / "v4.tflite"))}
+    v4 = _with_version(path, "CONV_2D", 4, tmp_path / "v4.tflite")
+    newer = {v.op: v.status for v in edgetpu.check_op_versions(v4)}
     assert newer["CONV_2D"] == "unverified" and newer["DEPTHWISE_CONV_2D"] == "ok"
 
 
