@@ -146,7 +146,8 @@ def op_versions(tflite):
 def check_op_versions(tflite):
     """A VersionVerdict per operator code of the file against REJECTED_VERSIONS / ACCEPTED_VERSIONS:
     "rejected" when the version reaches one the compiler is reported to refuse, "ok" only when a
-    source shows that version compiling, "unverified" otherwise (never "ok" by default)."""
+    published 16.0 compile mapped that version or a higher one, "unverified" otherwise (never "ok" by
+    default)."""
     verdicts = []
     for op, version in op_versions(tflite):
         if op in REJECTED_VERSIONS and version >= REJECTED_VERSIONS[op][0]:
