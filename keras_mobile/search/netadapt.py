@@ -153,7 +153,7 @@ class _Pricer:
         ms = parent_ms
         for i in sorted(changed):
             in_p = built.row_inputs[i]
-            in_c = in_p[:-1] + ((child.rows[i - 1].out if i else child.spec.stem),)
+            in_c = in_p[:-1] + ((child.rows[i - 1].out if i else child.spec.stem_width),)
             ms += self._row(child, i, in_c) - self._row(parent, i, in_p)
         return ms
 
@@ -191,7 +191,7 @@ def _kept(built, space, knob, value):
     convs = ([-1] if knob.stem else []) + list(knob.rows)
     norms = None
     for i in convs:
-        k = np.asarray(built.output_conv(i).kernel.numpy(), np.float64)
+        k = np.asarray(built.output_filters(i), np.float64)
         n = np.sqrt((k.reshape(-1, k.shape[-1]) ** 2).sum(0))
         norms = n if norms is None else norms + n
     old = space.value(knob)
