@@ -191,7 +191,10 @@ def _kept(built, space, knob, value):
     convs = ([-1] if knob.stem else []) + list(knob.rows)
     norms = None
     for i in convs:
-        k = np.asarray(built.output_filters(i), np.float64)
+        k = built.output_filters(i)
+        if k is None:
+            continue
+        k = np.asarray(k, np.float64)
         n = np.sqrt((k.reshape(-1, k.shape[-1]) ** 2).sum(0))
         norms = n if norms is None else norms + n
     old = space.value(knob)

@@ -24,7 +24,7 @@ from keras_mobile.applications import builder
 from keras_mobile.applications.blocks import BLOCKS, BlockContext, round_channels
 
 DIVISOR = 8                      # widths stay multiples of 8 (SIMD lanes, EdgeTPU channel tiles)
-SEARCHABLE = ("mobilenetv3", "mobilenetv4")   # families whose rows the knobs below cover
+SEARCHABLE = ("mobilenetv3", "mobilenetv4", "mobileone")   # families whose rows the knobs cover
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,9 @@ def _build_kwargs(model):
               include_preprocessing="Rescaling" in types, name=model.name)
     dense = [l for l in layers if type(l).__name__ == "Dense"]
     if dense and len(out.shape) == 2:
-        act = keras.activations.serialize(dense[-1].activation)
+        # the top's last layer holds the activation (EfficientFormer/mixed precision: "predictions")
+        last = layers[-1] if type(layers[-1]).__name__ == "Activation" else dense[-1]
+        act = keras.activations.serialize(last.activation)
         act = act if isinstance(act, str) else act.get("config", {}).get("name", "linear")
         kw.update(include_top=True, classes=int(dense[-1].units),
                   classifier_activation=None if act == "linear" else act)
@@ -122,9 +124,10 @@ class Built:
 
     def output_filters(self, i):
         """Kernel (output channels last) of the last full conv of row i (its projection), or of
-        the stem for i = -1."""
+        the stem for i = -1; None for a row without one (EfficientFormer's flat)."""
         ops = self.stem if i < 0 else self.rows[i]
-        return [k for k in (_filters(l) for l in ops) if k is not None][-1]
+        kernels = [k for k in (_filters(l) for l in ops) if k is not None]
+        return kernels[-1] if kernels else None
 
 
 class TableSpace:
