@@ -210,7 +210,8 @@ def _flat(x, b, c):
 
 def _meta3d(x, b, c):
     grid = math.isqrt(x.shape[1])
-    return meta_block_3d(x, hidden=_mlp_hidden(b, x.shape[-1]), resolution=grid, drop_path_rate=c.drop_path, name=c.name)
+    return meta_block_3d(x, hidden=_mlp_hidden(b, x.shape[-1]), resolution=grid, drop_path_rate=c.drop_path,
+                         name=c.name)
 
 
 def _token_norm(x, b, c):

@@ -56,7 +56,8 @@ def mobilenetv3_spec(size, alpha=1.0, minimalistic=False):
         name=f"MobileNetV3{'Large' if large else 'Small'}" + ("Minimal" if minimalistic else ""),
         timm_name=(f"tf_mobilenetv3_{size}_minimal_{pct:03d}" if minimalistic
                    else f"mobilenetv3_{size}_{pct:03d}"),
-        stem=(BlockSpec("conv_stem", 16, stride=2, kernel=3),), stages=stages, act="relu" if minimalistic else "hard_swish",
+        stem=(BlockSpec("conv_stem", 16, stride=2, kernel=3),), stages=stages,
+        act="relu" if minimalistic else "hard_swish",
         num_features=1280 if large else 1024, head_bias=True, head_norm=False,
         bn_eps=1e-3 if minimalistic else 1e-5, padding="same" if minimalistic else "torch",
         channel_multiplier=alpha, fix_stem=alpha < 0.75)

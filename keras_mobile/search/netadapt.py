@@ -215,11 +215,11 @@ def _progress(total, desc):
 def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, short_term_steps=100,
              long_term_epochs=1, out_dir=None, seed=0, batch_size=32, learning_rate=1e-3,
              long_term_learning_rate=None, max_iterations=100, num_threads=1, knobs=None, calibrate=True):
-    """Shrinks `model` (a package MobileNetV3/V4) until its predicted latency is within `budget_ms`.
+    """Shrinks `model` (a package MobileNetV3/V4 or MobileOne) to a predicted latency within `budget_ms`.
 
     Args:
-        model: a trained keras_mobile MobileNetV3/V4 classifier (any width multiplier, or a
-            result of an earlier search).
+        model: a trained keras_mobile MobileNetV3/V4 or train-time MobileOne classifier (any
+            width multiplier, or a result of an earlier search).
         budget_ms: the latency to reach, in milliseconds of the `latency` source.
         train_data, val_data: (x, y) arrays of raw pixels at the model's input size and integer
             labels, or tf.data pipelines of (x, y) batches (integer or one-hot labels).
