@@ -1,31 +1,37 @@
-"""One builder for every family: a table of BlockSpec rows -> a Keras functional model.
+"""One builder for every family: a table of rows -> a Keras functional model.
 
-`build_model` owns what every constructor shares (argument checks in the keras.applications
-style, input/preprocessing, pooling, weights); a family supplies a trunk function (and, when
-its head differs from the MobileNet one, a head function). `mobilenet_trunk` turns
-MobileNetV3/V4 tables into blocks.
+`build_trunk` walks a ModelSpec's stem and stage rows through the block registry
+(`blocks.BLOCKS`), names each row's modules by the family's path template, applies the
+output-stride rule and records the feature endpoints (the last map of each stride, and the
+tensor the first stride-32 row downsamples). `build_model` owns what every constructor shares
+(argument checks in the keras.applications style, input/preprocessing, the top from
+`tops.TOPS`, pooling, weights); `define_constructor` makes and registers the public
+constructors.
 """
 import inspect
+import math
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import keras
 
-from keras_mobile import layers as L
 from keras_mobile.applications import registry as model_registry
 from keras_mobile.applications._docs import ARGS_DOC
-from keras_mobile.applications.block_spec import make_divisible
+from keras_mobile.applications.blocks import BLOCKS, BlockContext
+from keras_mobile.applications.tops import TOPS
 from keras_mobile.weights import registry
-from keras_mobile.layers.naming import to_layer_name
+from keras_mobile.layers.naming import child, to_layer_name
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str                       # Keras model / constructor name, e.g. "MobileNetV4ConvS"
     timm_name: str                  # the timm architecture whose checkpoints load into it
-    stages: tuple = ()              # tuple of stages, each a tuple of BlockSpec
-    stem: int = 16
+    stem: tuple = ()                # BlockSpec rows before the stages
+    stages: tuple = ()              # tuple of stages, each a tuple of BlockSpec rows
+    block_path: str = "blocks.{stage}.{index}"   # timm module path of a stage's index-th module
+    top: str = "mobilenet"          # classification top (tops.TOPS)
     act: str = "relu"
     num_features: int = 1280        # width of the 1x1 conv head (timm head_hidden_size)
     head_bias: bool = True
@@ -39,97 +45,94 @@ class ModelSpec:
     fix_stem: bool = False
     attention: bool = False         # has attention: needs a static input size
     fixed_size: Optional[int] = None  # only this input size is valid (e.g. learned attention biases)
-    extra: dict = field(default_factory=dict)
+    inference_mode: bool = False    # MobileOne: build the fused (one conv per block) form
+
+    def __post_init__(self):
+        if self.top not in TOPS:
+            raise ValueError(f"unknown top {self.top!r}; known: {sorted(TOPS)}")
+
+    @property
+    def stem_width(self):
+        return self.stem[-1].out if self.stem else 0
 
 
-def round_channels(c, multiplier):
-    return make_divisible(c * multiplier) if multiplier != 1.0 else c
+def _record(endpoints, stride, x):
+    if len(x.shape) == 4 and 2 <= stride <= 32:
+        endpoints[f"P{int(math.log2(stride))}"] = x
 
 
-def mobilenet_trunk(x, spec, drop_path_rate=0.0, output_stride=32, on_block=None):
-    """Stem + blocks of a MobileNetV3/V4 table (timm `MobileNetV3.forward_features`).
+def build_trunk(x, spec, drop_path_rate=0.0, output_stride=32, on_block=None):
+    """Stem + stage rows of `spec` -> (feature map, endpoints).
 
-    on_block(row, x_in, x_out), if given, is called after each expanded table row (the search
-    uses it to find a row's layers in the graph without reading layer names)."""
-    stem = spec.stem if spec.fix_stem else round_channels(spec.stem, spec.channel_multiplier)
-    x = L.conv_bn_act(x, stem, 3, 2, act=spec.act, bn_eps=spec.bn_eps, padding=spec.padding,
-                      conv_name="conv_stem", bn_name="bn1", act_name="act1")
-    total = sum(b.repeat for stage in spec.stages for b in stage)
-    index, stride, dilation = 0, 2, 1
+    endpoints: {"P<l>": tensor} the last 4D row output at stride 2**l, and "P4_expanded": the
+    tensor the first row that reaches stride 32 downsamples (a layer name when it is inside the
+    row, e.g. the expansion of an inverted residual). Over `output_stride`, a strided row keeps
+    the resolution (dilating where its type can); types without that raise ValueError.
+    on_block(row_index, x_in, x_out), if given, is called after each expanded stage row (the search
+    finds a row's layers in the graph from it, without reading layer names)."""
+    endpoints, stride = {}, 1
+    for i, row in enumerate(spec.stem):
+        x = BLOCKS[row.type].build(x, row, BlockContext(spec, (), row.stride, index=i))
+        stride *= row.stride
+        _record(endpoints, stride, x)
+    total = sum(b.repeat for stage in spec.stages for b in stage if BLOCKS[b.type].depth)
+    depth_index = row_index = 0
+    dilation = 1
     for si, stage in enumerate(spec.stages):
         bi = 0
         for b in stage:
+            kind = BLOCKS[b.type]
             for r in range(b.repeat):
+                if kind.path:
+                    names = (to_layer_name(kind.path.format(stage=si)),)
+                else:
+                    names = tuple(to_layer_name(spec.block_path.format(stage=si, index=bi + k))
+                                  for k in range(kind.names))
                 s = b.stride if r == 0 else 1
-                if s > 1 and stride * s > output_stride:   # atrous: keep resolution, grow dilation
-                    dilation *= s
+                if s > 1 and stride * s > output_stride:
+                    if kind.atrous is None:
+                        raise ValueError(f"{spec.name} supports output_stride=32 only: its row {names[0]} "
+                                         f"({kind.doc}) has no atrous form")
+                    if kind.atrous == "dilate":
+                        dilation *= s
                     s = 1
-                stride *= s
+                dpr = drop_path_rate * depth_index / total if kind.depth else 0.0
+                ctx = BlockContext(spec, names, s, dilation, dpr, index=bi)
                 x_in = x
-                x = _block(x, b, s, spec, drop_path_rate * index / total,
-                           to_layer_name(f"blocks.{si}.{bi}"), dilation)
+                x = kind.build(x, b, ctx)
+                if s > 1 and stride == 16 and "P4_expanded" not in endpoints:
+                    tap = kind.tap_path(b)
+                    endpoints["P4_expanded"] = child(names[0], tap) if tap else x_in
+                stride *= s
+                _record(endpoints, stride, x)
                 if on_block is not None:
-                    on_block(index, x_in, x)
-                index += 1
-                bi += 1
-    return x
+                    on_block(row_index, x_in, x)
+                row_index += 1
+                depth_index += kind.depth
+                bi += 0 if kind.path else kind.names
+    return x, endpoints
 
 
-def _block(x, b, strides, spec, dpr, name, dilation=1):
-    act = b.act or spec.act
-    out = round_channels(b.out, spec.channel_multiplier)
-    common = dict(bn_eps=spec.bn_eps, padding=spec.padding, drop_path_rate=dpr, name=name)
-    in_ch = x.shape[-1]
-    if b.type == "cn":
-        return L.conv_block(x, out, b.kernel, strides, act=act, skip=bool(b.skip), dilation=dilation, **common)
-    if b.type == "ds":
-        se = make_divisible(in_ch * b.se) if b.se else 0
-        return L.depthwise_separable(x, out, b.kernel, strides, act, se, spec.se_act, spec.se_gate,
-                                     noskip=b.skip is False, dilation=dilation, **common)
-    if b.type == "ir":
-        mid = b.mid or make_divisible(in_ch * b.expand)
-        se = make_divisible(mid * b.se) if b.se else 0
-        return L.inverted_residual(x, out, mid, b.kernel, strides, act, se, spec.se_act, spec.se_gate,
-                                   noskip=b.skip is False, dilation=dilation, **common)
-    if b.type == "er":
-        mid = b.mid or make_divisible(in_ch * b.expand)
-        return L.fused_inverted_bottleneck(x, out, mid, b.kernel, strides, act,
-                                           noskip=b.skip is False, dilation=dilation, **common)
-    if b.type == "uir":
-        mid = b.mid or make_divisible(in_ch * b.expand)
-        return L.universal_inverted_bottleneck(x, out, mid, b.start_kernel, b.kernel, strides, act,
-                                               spec.layer_scale, noskip=b.skip is False,
-                                               dilation=dilation, **common)
-    if b.type in ("mqa", "mha"):
-        return L.mobile_attention(x, out, b.heads, b.key_dim, b.key_dim, b.kv_stride, b.kernel,
-                                  kv_heads=1 if b.type == "mqa" else b.heads,
-                                  layer_scale=spec.layer_scale, noskip=b.skip is False, **common)
-    raise ValueError(f"unknown block type {b.type}")
+def _endpoint_names(model, endpoints):
+    """{level: layer name} of the recorded endpoint tensors (names stay valid in any copy)."""
+    by_output = {}
+    for layer in model.layers:
+        try:
+            by_output[id(layer.output)] = layer.name
+        except (AttributeError, ValueError):   # input layer / shared layer: not an endpoint
+            continue
+    return {level: t if isinstance(t, str) else by_output[id(t)] for level, t in endpoints.items()}
 
 
-def mobilenet_head(x, spec, classes, classifier_activation, dropout_rate):
-    """timm MobileNetV3 'efficient head': pool -> 1x1 conv (+BN) -> act -> classifier."""
-    x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_pool")(x)
-    x = keras.layers.Conv2D(spec.num_features, 1, use_bias=spec.head_bias and not spec.head_norm,
-                            name="conv_head")(x)
-    if spec.head_norm:
-        x = keras.layers.BatchNormalization(epsilon=spec.bn_eps, momentum=0.9, name="norm_head")(x)
-    x = L.get_activation(spec.act, "act2")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    if dropout_rate:
-        x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
-    return keras.layers.Dense(classes, activation=classifier_activation, name="classifier")(x)
+def build_model(spec, *, include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
+                pooling=None, classes=1000, classifier_activation="softmax", include_preprocessing=True,
+                name=None, dropout_rate=0.0, drop_path_rate=0.0, output_stride=32, on_block=None):
+    """Shared constructor body; see any public constructor for the argument docs.
 
-
-def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, include_top=True,
-                weights="imagenet", input_tensor=None, input_shape=None, pooling=None, classes=1000,
-                classifier_activation="softmax", include_preprocessing=True, name=None,
-                dropout_rate=0.0, drop_path_rate=0.0, output_stride=32):
-    """Shared constructor body; see any public constructor for the argument docs."""
+    The model carries `feature_endpoints` ({level: layer name}, see `build_trunk`) and
+    `timm_name`; on_block is passed to `build_trunk`."""
     if isinstance(weights, os.PathLike):
         weights = os.fspath(weights)   # pathlib.Path works like the str path
-    trunk_fn = trunk_fn or mobilenet_trunk
-    head_fn = head_fn or mobilenet_head
     info = _check_arguments(spec, include_top, weights, input_tensor, input_shape, pooling, classes,
                             output_stride)
     size = info["default_size"]
@@ -157,11 +160,12 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
         x = keras.layers.Rescaling(scale=[1.0 / (255.0 * s) for s in std],
                                    offset=[-m / s for m, s in zip(mean, std)],
                                    name="preprocessing")(x)
-    x = trunk_fn(x, spec, drop_path_rate=drop_path_rate, output_stride=output_stride)
+    x, endpoints = build_trunk(x, spec, drop_path_rate=drop_path_rate, output_stride=output_stride,
+                               on_block=on_block)
     if include_top:
         # mixed precision: logits in the compute dtype, softmax and output in float32 (Keras guide)
         float32_out = keras.config.dtype_policy().compute_dtype != "float32"
-        x = head_fn(x, spec, classes, None if float32_out else classifier_activation, dropout_rate)
+        x = TOPS[spec.top].build(x, spec, classes, None if float32_out else classifier_activation, dropout_rate)
         if float32_out:
             x = keras.layers.Activation(classifier_activation or "linear", dtype="float32",
                                         name="predictions")(x)
@@ -174,7 +178,9 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
 
     inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
     model = keras.Model(inputs, x, name=name or spec.name)
-    model.timm_name = spec.timm_name   # informational (CLI/analysis); not saved with the model
+    # informational (CLI, analysis, heads); not saved with the model
+    model.timm_name = spec.timm_name
+    model.feature_endpoints = _endpoint_names(model, endpoints)
     if weights is not None:
         from keras_mobile.weights.loader import load_weights
         load_weights(model, spec.timm_name, weights, include_top=include_top)
@@ -182,25 +188,29 @@ def build_model(spec, *, trunk_fn: Callable = None, head_fn: Callable = None, in
 
 
 def define_constructor(model_name, *, family, timm_name, make_spec, summary, example_tag, size,
-                       trunk_fn=None, head_fn=None, extra_args=None, extra_doc=""):
+                       extra_args=None, extra_doc="", aliases=None):
     """The keras.applications-style constructor of one model, registered in the model registry.
 
     make_spec(weights=..., **extra) -> ModelSpec, where `extra` are the family's own keyword
     arguments (`extra_args`: name -> default, e.g. MobileNetV3's alpha/minimalistic), which the
     constructor's signature lists after the shared ones. `summary` opens the docstring,
-    `extra_doc` documents the extra arguments.
+    `extra_doc` documents the extra arguments. aliases: {model name: extra arguments} for the
+    names the constructor gives models built with other extra arguments
+    ("MobileNetV3SmallMinimal": {"minimalistic": True}), so the registry finds their table.
     """
     extra_args = dict(extra_args or {})
+    features = {}     # output_stride -> endpoints, recorded by the builds below
 
     def constructor(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
                     pooling=None, classes=1000, classifier_activation="softmax",
                     include_preprocessing=True, name=None, **kwargs):
         extra = {k: kwargs.pop(k, default) for k, default in extra_args.items()}
-        return build_model(make_spec(weights=weights, **extra), trunk_fn=trunk_fn, head_fn=head_fn,
-                           include_top=include_top, weights=weights, input_tensor=input_tensor,
-                           input_shape=input_shape, pooling=pooling, classes=classes,
-                           classifier_activation=classifier_activation,
-                           include_preprocessing=include_preprocessing, name=name, **kwargs)
+        model = build_model(make_spec(weights=weights, **extra), include_top=include_top, weights=weights,
+                            input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
+                            classes=classes, classifier_activation=classifier_activation,
+                            include_preprocessing=include_preprocessing, name=name, **kwargs)
+        features.setdefault(kwargs.get("output_stride", 32), dict(model.feature_endpoints))
+        return model
 
     # help() and IDEs show the family's extra arguments as real keyword parameters
     params = list(inspect.signature(constructor).parameters.values())
@@ -211,7 +221,9 @@ def define_constructor(model_name, *, family, timm_name, make_spec, summary, exa
     if extra_doc:
         doc = doc.replace("    Returns:", extra_doc.strip("\n") + "\n\n    Returns:")
     constructor.__doc__ = summary + "\n" + doc
-    model_registry.register(model_registry.ModelEntry(model_name, family, timm_name, constructor))
+    model_registry.register(model_registry.ModelEntry(
+        model_name, family, timm_name, constructor, make_spec=make_spec, defaults=extra_args,
+        classifier=TOPS[make_spec(weights=None, **extra_args).top].classifier, features=features), aliases)
     return constructor
 
 

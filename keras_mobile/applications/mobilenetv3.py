@@ -4,7 +4,7 @@ Tables follow timm `_gen_mobilenet_v3`. `minimalistic=True` (no SE, no hard-swis
 matches timm's `tf_mobilenetv3_*_minimal_100`, the published minimal checkpoints, which were
 trained in TF: BN eps 1e-3 and TF "same" padding.
 """
-from keras_mobile.applications.block_spec import cn, ds, ir
+from keras_mobile.applications.blocks import BlockSpec, cn, ds, ir
 from keras_mobile.applications.builder import ModelSpec, define_constructor
 
 LARGE = (
@@ -56,7 +56,8 @@ def mobilenetv3_spec(size, alpha=1.0, minimalistic=False):
         name=f"MobileNetV3{'Large' if large else 'Small'}" + ("Minimal" if minimalistic else ""),
         timm_name=(f"tf_mobilenetv3_{size}_minimal_{pct:03d}" if minimalistic
                    else f"mobilenetv3_{size}_{pct:03d}"),
-        stages=stages, stem=16, act="relu" if minimalistic else "hard_swish",
+        stem=(BlockSpec("conv_stem", 16, stride=2, kernel=3),), stages=stages,
+        act="relu" if minimalistic else "hard_swish",
         num_features=1280 if large else 1024, head_bias=True, head_norm=False,
         bn_eps=1e-3 if minimalistic else 1e-5, padding="same" if minimalistic else "torch",
         channel_multiplier=alpha, fix_stem=alpha < 0.75)
@@ -76,7 +77,7 @@ def _constructor(size, example_tag):
         make_spec=lambda weights, alpha, minimalistic: mobilenetv3_spec(size, alpha, minimalistic),
         summary=f"Instantiates the {name} architecture (Howard et al., 2019, 'Searching for MobileNetV3').",
         example_tag=example_tag, size=224, extra_args={"alpha": 1.0, "minimalistic": False},
-        extra_doc=_EXTRA)
+        extra_doc=_EXTRA, aliases={name + "Minimal": {"minimalistic": True}})
 
 
 MobileNetV3Large = _constructor("large", "ra4_e3600_r224_in1k")

@@ -4,7 +4,7 @@ Tables follow timm `_gen_mobilenet_v4`: `uir(c, a, k, s, e)` = UIB with start dw
 and mid dw kernel `k` (0 = absent), `er` = FusedIB, `mqa` = Mobile MQA (kv_stride 2 = K/V
 downsampled by a strided depthwise conv).
 """
-from keras_mobile.applications.block_spec import cn, er, mqa, uir
+from keras_mobile.applications.blocks import BlockSpec, cn, er, mqa, uir
 from keras_mobile.applications.builder import ModelSpec, define_constructor
 
 CONV_SMALL = (
@@ -87,7 +87,8 @@ def mobilenetv4_spec(variant, attention="mqa"):
         cfg["stages"] = tuple(tuple(replace(b, type="mha") if b.type == "mqa" else b for b in st)
                               for st in cfg["stages"])
         cfg["timm_name"] = cfg["timm_name"] + "_mha"
-    return ModelSpec(name=variant, num_features=1280, head_bias=False, head_norm=True, **cfg)
+    stem = (BlockSpec("conv_stem", cfg.pop("stem"), stride=2, kernel=3),)
+    return ModelSpec(name=variant, stem=stem, num_features=1280, head_bias=False, head_norm=True, **cfg)
 
 
 def _constructor(variant, example_tag, size):

@@ -1,6 +1,6 @@
-"""`keras-mobile adapt MODEL --budget-ms X`: NetAdapt a MobileNetV3/V4 to a latency budget.
+"""`keras-mobile adapt MODEL --budget-ms X`: NetAdapt a MobileNetV3/V4 or MobileOne to a latency budget.
 
-MODEL is a trained `.keras` file of a package MobileNetV3/V4, or a constructor name (then it is
+MODEL is a trained `.keras` file of a package MobileNetV3/V4 or MobileOne, or a constructor name (then it is
 first trained from scratch for --pretrain-epochs on the data). DIR receives `model.keras`,
 `search.json` (every proposal: block, widths, predicted ms, short-term accuracy; the chosen
 path) and `pareto.png` (accuracy vs predicted latency of every proposal, the chosen path
@@ -8,7 +8,7 @@ marked; start and result at their LiteRT-measured latency when the source is thi
 """
 import os
 
-help = "shrink a MobileNetV3/V4 to a latency budget with NetAdapt (host LiteRT, int8, EdgeTPU roofline or a table)"
+help = "shrink a MobileNetV3/V4 or MobileOne to a latency budget with NetAdapt (host LiteRT, int8, EdgeTPU roofline or a table)"
 
 
 def add_arguments(p):

@@ -153,7 +153,7 @@ class _Pricer:
         ms = parent_ms
         for i in sorted(changed):
             in_p = built.row_inputs[i]
-            in_c = in_p[:-1] + ((child.rows[i - 1].out if i else child.spec.stem),)
+            in_c = in_p[:-1] + ((child.rows[i - 1].out if i else child.spec.stem_width),)
             ms += self._row(child, i, in_c) - self._row(parent, i, in_p)
         return ms
 
@@ -191,7 +191,10 @@ def _kept(built, space, knob, value):
     convs = ([-1] if knob.stem else []) + list(knob.rows)
     norms = None
     for i in convs:
-        k = np.asarray(built.output_conv(i).kernel.numpy(), np.float64)
+        k = built.output_filters(i)
+        if k is None:
+            continue
+        k = np.asarray(k, np.float64)
         n = np.sqrt((k.reshape(-1, k.shape[-1]) ** 2).sum(0))
         norms = n if norms is None else norms + n
     old = space.value(knob)
@@ -212,11 +215,11 @@ def _progress(total, desc):
 def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, short_term_steps=100,
              long_term_epochs=1, out_dir=None, seed=0, batch_size=32, learning_rate=1e-3,
              long_term_learning_rate=None, max_iterations=100, num_threads=1, knobs=None, calibrate=True):
-    """Shrinks `model` (a package MobileNetV3/V4) until its predicted latency is within `budget_ms`.
+    """Shrinks `model` (a package MobileNetV3/V4 or MobileOne) to a predicted latency within `budget_ms`.
 
     Args:
-        model: a trained keras_mobile MobileNetV3/V4 classifier (any width multiplier, or a
-            result of an earlier search).
+        model: a trained keras_mobile MobileNetV3/V4 or train-time MobileOne classifier (any
+            width multiplier, or a result of an earlier search).
         budget_ms: the latency to reach, in milliseconds of the `latency` source.
         train_data, val_data: (x, y) arrays of raw pixels at the model's input size and integer
             labels, or tf.data pipelines of (x, y) batches (integer or one-hot labels).

@@ -1,10 +1,12 @@
 """Search spaces as block-table rows with choices.
 
-A `TableSpace` is a package model's table resolved to exact widths (one row per built block,
-repeats expanded, strides and residuals made explicit so a narrower child never gains or loses
-a shortcut), plus `Knob`s: the choices a search may make. NetAdapt uses two kinds:
+A `TableSpace` is a package model's table (`ModelSpec` rows, any family the registry holds)
+resolved to exact widths (one row per built block, repeats expanded, strides and residuals made
+explicit so a narrower child never gains or loses a shortcut), plus `Knob`s: the choices a
+search may make. NetAdapt uses two kinds:
 
-    Knob("mid", rows=(i,))            expansion width of an ir/er/uir row
+    Knob("mid", rows=(i,))            hidden width of a row whose block type has one
+                                      (`BlockType.hidden`: ir/er/uir expansion, Meta4D/3D MLP)
     Knob("out", rows=(...), stem=..)  the output width of residual-tied rows (and the stem when
                                       the first row adds onto it): one width for the whole group
 
@@ -14,15 +16,15 @@ UIB variant per row; EfficientFormer slimming: Meta4D / Meta3D / identity per ro
 changing this interface. Layers of a row are found in the built graph from the builder's
 `on_block` hook, so nothing depends on how a backend spells layer names.
 """
-import functools
 from dataclasses import asdict, dataclass, replace
 
 import keras
 
 from keras_mobile.applications import builder
+from keras_mobile.applications.blocks import BLOCKS, BlockContext, round_channels
 
 DIVISOR = 8                      # widths stay multiples of 8 (SIMD lanes, EdgeTPU channel tiles)
-EXPANDABLE = ("ir", "er", "uir")
+SEARCHABLE = ("mobilenetv3", "mobilenetv4", "mobileone")   # families whose rows the knobs cover
 
 
 @dataclass(frozen=True)
@@ -39,17 +41,25 @@ class Knob:
 
 
 def _family_spec(name):
-    """The package ModelSpec behind a model name (MobileNetV3/V4 tables)."""
-    from keras_mobile.applications.mobilenetv3 import mobilenetv3_spec
-    from keras_mobile.applications.mobilenetv4 import VARIANTS, mobilenetv4_spec
-    v3 = {"MobileNetV3Small": ("small", False), "MobileNetV3Large": ("large", False),
-          "MobileNetV3SmallMinimal": ("small", True), "MobileNetV3LargeMinimal": ("large", True)}
-    if name in v3:
-        return mobilenetv3_spec(v3[name][0], 1.0, v3[name][1])
-    if name in VARIANTS:
-        return mobilenetv4_spec(name)
-    raise ValueError(f"the search supports MobileNetV3/V4 table models (named MobileNetV3Small, "
-                     f"MobileNetV4ConvS, ...); got a model named {name!r}")
+    """The package ModelSpec (block table) behind a model name, from the model registry."""
+    from keras_mobile.applications import registry
+    try:
+        entry, spec = registry.spec_of(name)
+    except ValueError:
+        entry = spec = None
+    if entry is None or entry.family not in SEARCHABLE:
+        raise ValueError(f"the search supports the table models of {', '.join(SEARCHABLE)} (named "
+                         f"MobileNetV3Small, MobileNetV4ConvS, ...); got a model named {name!r}")
+    return spec
+
+
+def _filters(layer):
+    """A layer's kernel with output channels last (a MobileOne block's fused kernel), or None."""
+    if hasattr(layer, "fused_kernel_and_bias"):
+        return layer.fused_kernel_and_bias()[0]
+    if type(layer).__name__ in ("Conv2D", "Dense"):
+        return layer.kernel.numpy()
+    return None
 
 
 def _build_kwargs(model):
@@ -61,7 +71,9 @@ def _build_kwargs(model):
               include_preprocessing="Rescaling" in types, name=model.name)
     dense = [l for l in layers if type(l).__name__ == "Dense"]
     if dense and len(out.shape) == 2:
-        act = keras.activations.serialize(dense[-1].activation)
+        # the top's last layer holds the activation (EfficientFormer/mixed precision: "predictions")
+        last = layers[-1] if type(layers[-1]).__name__ == "Activation" else dense[-1]
+        act = keras.activations.serialize(last.activation)
         act = act if isinstance(act, str) else act.get("config", {}).get("name", "linear")
         kw.update(include_top=True, classes=int(dense[-1].units),
                   classifier_activation=None if act == "linear" else act)
@@ -107,17 +119,19 @@ class Built:
         self.stem = sorted(stem, key=key)
 
     def expansion_conv(self, i):
-        """The conv that produces row i's expanded channels (first full conv of the row)."""
-        return next(l for l in self.rows[i] if type(l).__name__ == "Conv2D")
+        """The layer that produces row i's hidden channels (first full conv or dense of the row)."""
+        return next(l for l in self.rows[i] if type(l).__name__ in ("Conv2D", "Dense"))
 
-    def output_conv(self, i):
-        """The last full conv of row i (its projection), or of the stem for i = -1."""
+    def output_filters(self, i):
+        """Kernel (output channels last) of the last full conv of row i (its projection), or of
+        the stem for i = -1; None for a row without one (EfficientFormer's flat)."""
         ops = self.stem if i < 0 else self.rows[i]
-        return [l for l in ops if type(l).__name__ == "Conv2D"][-1]
+        kernels = [k for k in (_filters(l) for l in ops) if k is not None]
+        return kernels[-1] if kernels else None
 
 
 class TableSpace:
-    """A MobileNetV3/V4 table at exact widths plus the knobs a search may turn."""
+    """A model's block table at exact widths plus the knobs a search may turn."""
 
     def __init__(self, spec, rows, build_kwargs):
         self.spec = spec                 # ModelSpec (stages hold the resolved rows)
@@ -127,8 +141,8 @@ class TableSpace:
     # construction --------------------------------------------------------------------------
     @classmethod
     def from_model(cls, model):
-        """The space of a package MobileNetV3/V4 model at the widths it has (any width multiplier,
-        or a child of an earlier search). Raises ValueError for other models."""
+        """The space of a package table model (families in SEARCHABLE) at the widths it has (any
+        width multiplier, or a child of an earlier search). Raises ValueError for other models."""
         base = _family_spec(model.name)
         kw = _build_kwargs(model)
         ref = cls._resolve(base, kw)
@@ -142,47 +156,53 @@ class TableSpace:
                                  f"built by keras_mobile (or by another version)")
             return int(other.kernel.shape[-1] if not out else other.output.shape[-1])
 
-        stem = width(built.output_conv(-1), out=False)
+        stem = width(built.stem[-1])
         rows = []
         for i, r in enumerate(ref.rows):
             last = built.rows[i][-1]
             upd = {"out": width(last)}
-            if r.type in EXPANDABLE:
+            if BLOCKS[r.type].hidden:
                 upd["mid"] = width(built.expansion_conv(i), out=False)
             rows.append(replace(r, **upd))
         space = ref.with_rows(rows, stem=stem)
-        same = tuple(rows) == ref.rows and stem == ref.spec.stem
+        same = tuple(rows) == ref.rows and stem == ref.spec.stem_width
         space.check_matches(model, built.model if same else None)
         return space
 
     @classmethod
     def _resolve(cls, spec, kw):
-        """Expand repeats, fix strides/residuals and widths of `spec` as the builder would build it."""
-        stem = spec.stem if spec.fix_stem else builder.round_channels(spec.stem, spec.channel_multiplier)
+        """Expand repeats, fix strides/residuals and widths of `spec` as the builder would build it.
+
+        Rows that keep their input width (Meta blocks, flat, norm: `out` 0) count as tied to it."""
+        stem_rows = list(spec.stem)
+        last = stem_rows[-1]
+        stem = last.out if spec.fix_stem else round_channels(last.out, spec.channel_multiplier)
+        stem_rows[-1] = replace(last, out=stem)
         in_ch, stages, flat = stem, [], []
         for stage in spec.stages:
             rows = []
             for b in stage:
+                kind = BLOCKS[b.type]
                 for r in range(b.repeat):
                     s = b.stride if r == 0 else 1
-                    out = builder.round_channels(b.out, spec.channel_multiplier)
-                    mid = None
-                    if b.type in EXPANDABLE:
-                        mid = b.mid or builder.make_divisible(in_ch * b.expand)
-                    residual = (bool(b.skip) if b.type == "cn" else
-                                b.skip is not False and in_ch == out and (s == 1 or b.type in ("mqa", "mha")))
+                    out = round_channels(b.out, spec.channel_multiplier) if kind.needs_out else in_ch
+                    mid = kind.hidden(b, in_ch) if kind.hidden else None
+                    residual = kind.residual(b, in_ch, out, s) or not kind.needs_out
                     row = replace(b, out=out, stride=s, repeat=1, mid=mid, skip=True if residual else False)
                     rows.append(row)
                     flat.append(row)
                     in_ch = out
             stages.append(tuple(rows))
-        spec = replace(spec, stages=tuple(stages), stem=stem, fix_stem=True, channel_multiplier=1.0)
+        spec = replace(spec, stages=tuple(stages), stem=tuple(stem_rows), fix_stem=True, channel_multiplier=1.0)
         return cls(spec, flat, kw)
 
     def with_rows(self, rows, stem=None):
         it = iter(rows)
         stages = tuple(tuple(next(it) for _ in st) for st in self.spec.stages)
-        spec = replace(self.spec, stages=stages, stem=self.spec.stem if stem is None else stem)
+        stem_rows = self.spec.stem
+        if stem is not None:
+            stem_rows = stem_rows[:-1] + (replace(stem_rows[-1], out=stem),)
+        spec = replace(self.spec, stages=stages, stem=stem_rows)
         return TableSpace(spec, rows, self.build_kwargs)
 
     # building ------------------------------------------------------------------------------
@@ -194,8 +214,7 @@ class TableSpace:
             rec["io"].append((x_in, x_out))
             rec["in_shapes"].append(tuple(x_in.shape[1:]))
 
-        trunk = functools.partial(builder.mobilenet_trunk, on_block=on_block)
-        model = builder.build_model(self.spec, trunk_fn=trunk, **self.build_kwargs)
+        model = builder.build_model(self.spec, on_block=on_block, **self.build_kwargs)
         rec["ops"] = [_ops_between(a, b) for a, b in rec["io"]]
         stem = _ops_between(model.inputs[0], rec["io"][0][0])
         return Built(model, rec, stem)
@@ -204,7 +223,9 @@ class TableSpace:
         """Row i alone as a batch-1 model (input of `in_shape`), for pricing its latency."""
         r = self.rows[i]
         x = keras.Input(batch_shape=(1,) + tuple(in_shape))
-        y = builder._block(x, r, r.stride, self.spec, 0.0, f"row{i}")
+        kind = BLOCKS[r.type]
+        names = tuple(f"row{i}_{k}" for k in range(max(kind.names, 1)))
+        y = kind.build(x, r, BlockContext(self.spec, names, r.stride))
         return keras.Model(x, y, name=f"row{i}")
 
     def check_matches(self, model, built=None):
@@ -220,12 +241,12 @@ class TableSpace:
     # knobs ---------------------------------------------------------------------------------
     def widths(self):
         """Chain of tensor widths: [stem, out of row 0, out of row 1, ...]."""
-        return [self.spec.stem] + [r.out for r in self.rows]
+        return [self.spec.stem_width] + [r.out for r in self.rows]
 
     def knobs(self):
         """Every choice NetAdapt may turn: each expansion width, each residual-tied width group
         (the stem starts the first group; a row with a shortcut joins the group of its input)."""
-        knobs = [Knob("mid", (i,)) for i, r in enumerate(self.rows) if r.type in EXPANDABLE]
+        knobs = [Knob("mid", (i,)) for i, r in enumerate(self.rows) if BLOCKS[r.type].hidden]
         groups, group, stem = [], [], True
         for i, r in enumerate(self.rows):
             if r.skip:
@@ -238,7 +259,7 @@ class TableSpace:
 
     def value(self, knob):
         if knob.kind == "out" and not knob.rows:
-            return self.spec.stem
+            return self.spec.stem_width
         r = self.rows[knob.rows[0]]
         return r.mid if knob.kind == "mid" else r.out
 
@@ -263,6 +284,6 @@ class TableSpace:
         return s
 
     def describe(self):
-        return {"stem": self.spec.stem, "rows": [{k: v for k, v in asdict(r).items()
+        return {"stem": self.spec.stem_width, "rows": [{k: v for k, v in asdict(r).items()
                                                   if k in ("type", "out", "mid", "stride", "kernel", "skip")}
                                                  for r in self.rows]}

@@ -14,17 +14,26 @@ import keras
 
 from keras_mobile.layers.naming import SEP, to_timm_path
 
-# Dense layers that hold the ImageNet classes, by family (timm module paths): MobileNetV3/V4
-# `classifier`, MobileOne `head.fc`, EfficientFormer `head` + distillation `head_dist`.
-CLASSIFIER_NAMES = ("classifier", "head.fc", "head", "head_dist")
+
+def classifier_paths(model):
+    """timm module paths of the Dense layer(s) holding the classes of `model`, from the model
+    registry (`ModelEntry.classifier`: MobileNetV3/V4 `classifier`, MobileOne `head.fc`,
+    EfficientFormer `head` + distillation `head_dist`); for a model not named after a
+    constructor, those of every registered model."""
+    from keras_mobile.applications import registry
+    try:
+        return registry.spec_of(model.name)[0].classifier
+    except ValueError:
+        return registry.classifier_paths()
 
 
 def classifier_layers(model):
-    """The Dense layer(s) producing the class logits (see CLASSIFIER_NAMES)."""
+    """The Dense layer(s) producing the class logits (see `classifier_paths`)."""
+    paths = classifier_paths(model)
     found = [layer for layer in model.layers
-             if isinstance(layer, keras.layers.Dense) and to_timm_path(layer.name) in CLASSIFIER_NAMES]
+             if isinstance(layer, keras.layers.Dense) and to_timm_path(layer.name) in paths]
     if not found:
-        raise ValueError(f"{model.name} has no classifier layer named one of {CLASSIFIER_NAMES}; "
+        raise ValueError(f"{model.name} has no classifier layer named one of {paths}; "
                          f"was it built with include_top=False?")
     return found
 
@@ -149,7 +158,7 @@ def _load_keras_weights_except_classifier(model, path):
     text = " ".join(str(w.message) for w in caught)
     skipped = set(re.findall(r"<\w+ name=([^,>]+)", text.split("could not be loaded:")[-1])) \
         if "could not be loaded" in text else set()
-    others = skipped - set(CLASSIFIER_NAMES)
+    others = {n for n in skipped if to_timm_path(n) not in classifier_paths(model)}
     if others:
         raise ValueError(f"{path} does not match {model.name}: {len(others)} layers could not be "
                          f"loaded (e.g. {sorted(others)[:3]}); is it a checkpoint of another model?")
@@ -162,14 +171,17 @@ def _checkpoint_classes(ctor, weights, kw):
     """Classes of the checkpoint's classifier (timm files: from the header; tags: the table)."""
     if isinstance(weights, str) and os.path.isfile(weights):
         from safetensors import safe_open
+
+        from keras_mobile.applications.registry import entry
+        paths = entry(ctor.__name__).classifier
         try:
             with safe_open(weights, "np") as f:
-                for key in ("classifier.weight", "head.fc.weight", "head.weight"):
+                for key in (p + ".weight" for p in paths):
                     if key in f.keys():
                         return int(f.get_slice(key).get_shape()[0])
         except Exception:   # unreadable: the constructor raises WeightsError naming the file
             return 1000
-        raise ValueError(f"{weights} has no classifier weights ({', '.join(CLASSIFIER_NAMES)}); "
+        raise ValueError(f"{weights} has no classifier weights ({', '.join(paths)}); "
                          f"build the model with include_top=False and add a head yourself")
     from keras_mobile.weights import registry
     probe = ctor(weights=None, include_top=False,

@@ -56,7 +56,7 @@ def test_heads_build_on_every_family(backbone):
 def test_lraspp_output_stride_errors():
     with pytest.raises(ValueError, match="output_stride must be None, 16 or 32, got 8"):
         LRASPP("MobileNetV3Small", output_stride=8)
-    with pytest.raises(ValueError, match="EfficientFormer supports output_stride=32 only"):
+    with pytest.raises(ValueError, match="EfficientFormerL1 supports output_stride=32 only"):
         LRASPP("EfficientFormerL1", num_classes=3, input_shape=(224, 224, 3), output_stride=16)
 
 

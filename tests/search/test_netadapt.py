@@ -162,7 +162,7 @@ def test_bad_arguments(parent, digits):
         netadapt(parent, 1.0, *digits, latency="phone")
     other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)],
                              name="custom")
-    with pytest.raises(ValueError, match="MobileNetV3/V4 table models"):
+    with pytest.raises(ValueError, match="the search supports the table models of mobilenetv3"):
         netadapt(other, 1.0, *digits)
 
 
@@ -177,3 +177,26 @@ def test_host_table_prediction_tracks_measured_litert_latency(parent, searched):
     ratios = [measure_model_latency(child, runs=30) / measure_model_latency(parent, runs=30) for _ in range(3)]
     assert predicted < 1
     assert abs(np.median(ratios) - predicted) < 0.15, (predicted, ratios)
+
+
+def test_mobileone_stage_widths_shrink_and_the_result_reparameterizes(digits, tmp_path):
+    """MobileOne rows are table rows like any other: NetAdapt narrows a stage (its residual-tied
+    dw/pw pairs move together, identity branches kept), and the child still fuses exactly."""
+    from keras_mobile import reparameterize
+    from keras_mobile.applications import MobileOneS0
+    keras.utils.set_random_seed(0)
+    parent = MobileOneS0(weights=None, input_shape=(32, 32, 3), classes=10)
+    space = TableSpace.from_model(parent)
+    stage = next(k for k in space.knobs() if k.kind == "out" and len(k.rows) == 10)   # stage 2: 256 wide
+    assert space.value(stage) == 256 and not any(k.kind == "mid" for k in space.knobs())
+    src = get_source("edgetpu")
+    budget = 0.97 * src.predict_ms(parent)
+    child = netadapt(parent, budget, digits[0], digits[1], latency="edgetpu", step=0.03, short_term_steps=1,
+                     long_term_epochs=0, out_dir=str(tmp_path), seed=0, batch_size=64,
+                     knobs=lambda k: k == stage)
+    assert src.predict_ms(child) <= budget
+    after = TableSpace.from_model(child)
+    assert after.value(stage) < 256 and after.value(stage) % 8 == 0
+    assert [r.skip for r in after.rows] == [r.skip for r in space.rows]   # no identity branch lost
+    x = digits[1][0][:4]
+    np.testing.assert_allclose(np.asarray(reparameterize(child)(x)), np.asarray(child(x)), rtol=1e-4, atol=1e-5)
