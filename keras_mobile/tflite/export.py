@@ -203,7 +203,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     conv.allow_custom_ops = allow_custom_ops
     with _keras_messages_to_absl():
         data = conv.convert()
-    if ptq and output_dtype == "float32":
+    if quantization == "int8" and output_dtype == "float32":      # PTQ and QAT files alike
         from keras_mobile.tflite.int8_tail import float_softmax_tail
         data, tails = float_softmax_tail(data)
         lowering += ["int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX (XNNPACK delegates it)"] * bool(tails)
@@ -225,6 +225,6 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     if target == "edgetpu":
         from keras_mobile.tflite import edgetpu
         report.extra.update({"target": "edgetpu", "edgetpu": edgetpu.analyze(path)})
-    if target == "edgetpu" or ptq:
+    if target == "edgetpu" or quantization == "int8":
         report.extra["lowering"] = "; ".join(lowering) or "none needed"
     return report

@@ -6,7 +6,8 @@ second delegate partition at the end of the graph. With float scores the softmax
 well run on the dequantized logits (DEQUANTIZE -> SOFTMAX float32), which XNNPACK delegates:
 one partition, and the scores are the exact softmax of the int8 logits instead of an int8
 approximation of it. MediaPipe Tasks read the float score tensor as before (same output tensor,
-same shape). Integer outputs (uint8/int8 scores, e.g. the Edge TPU file) keep the int8 SOFTMAX.
+same shape). `export` applies it to every int8 file with float output, PTQ and QAT alike.
+Integer outputs (uint8/int8 scores, e.g. the Edge TPU file) keep the int8 SOFTMAX.
 """
 import flatbuffers
 

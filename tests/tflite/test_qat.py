@@ -10,6 +10,7 @@ import pytest
 import keras_mobile
 from keras_mobile.commands.demo import load_digits_rgb
 from keras_mobile.tflite import export, quantize_model, run_tflite
+from keras_mobile.tflite.inspect import make_interpreter
 from keras_mobile.tflite.fake_quant import ActivationQuantizer, QuantConv, is_qat_model
 
 SIZE = 32          # digits are 8x8: 32 px keeps every test fast
@@ -113,6 +114,37 @@ def test_qat_export_is_fully_int8_and_matches_keras_within_one_step(tmp_path, qa
     assert within_one_step >= 0.99, within_one_step          # measured 0.998
     assert top1 >= 0.99
     assert abs(_accuracy(tflite_out, yt) - _accuracy(keras_out, yt)) <= 0.01
+
+
+def test_qat_export_ends_in_a_float_softmax_on_the_dequantized_logits(tmp_path, digits):
+    """A QAT classifier with softmax scores gets the PTQ files' tail (tflite/int8_tail.py): the
+    int8 logits are dequantized and a float SOFTMAX (which XNNPACK delegates) computes the scores,
+    so the file outputs the exact softmax of the logits the QAT Keras model computes (not an int8
+    approximation in 1/256 steps)."""
+    (x, y), (xt, _) = digits
+    keras.utils.set_random_seed(0)
+    net = tiny_net()
+    model = keras.Model(net.input, keras.layers.Softmax(name="scores")(net.output))
+    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    q = quantize_model(model, calibration_data=x[:128])
+    report = export(q, tmp_path / "qat_softmax.tflite", "int8")
+    assert report.fully_integer, report.float_ops
+    it = make_interpreter(report.path, delegates=False)
+    ops = it._get_ops_details()
+    assert [o["op_name"] for o in ops].count("SOFTMAX") == 1
+    assert [o["op_name"] for o in ops[-2:]] == ["DEQUANTIZE", "SOFTMAX"]
+    dtypes = {d["index"]: d["dtype"] for d in it.get_tensor_details()}
+    assert dtypes[ops[-1]["inputs"][0]] == np.float32 and dtypes[ops[-1]["outputs"][0]] == np.float32
+    assert report.delegate_partitions == 1, report.undelegated_ops
+    xt = np.round(xt)
+    logits = keras.Model(q.input, q.get_layer("scores").input).predict(xt, verbose=0)
+    probs = run_tflite(report.path, xt)
+    assert np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+    keras_probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+    # the int8 logits are the Keras fake-quant logits to one step on ~all values (see above)
+    err = np.abs(probs - keras_probs).max(-1)
+    assert np.median(err) < 0.01 and (probs.argmax(-1) == keras_probs.argmax(-1)).mean() >= 0.99, np.median(err)
 
 
 @pytest.mark.slow
