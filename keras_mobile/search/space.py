@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 import keras
 
 from keras_mobile.applications import builder
+from keras_mobile.layers.naming import to_layer_name
 
 DIVISOR = 8                      # widths stay multiples of 8 (SIMD lanes, EdgeTPU channel tiles)
 EXPANDABLE = ("ir", "er", "uir")
@@ -204,7 +205,9 @@ class TableSpace:
         """Row i alone as a batch-1 model (input of `in_shape`), for pricing its latency."""
         r = self.rows[i]
         x = keras.Input(batch_shape=(1,) + tuple(in_shape))
-        y = builder._block(x, r, r.stride, self.spec, 0.0, f"row{i}")
+        # named like a package block ("blocks-i-0-..."), so the latency table groups the whole
+        # row (its residual add included) into one block, as it does in a full model
+        y = builder._block(x, r, r.stride, self.spec, 0.0, to_layer_name(f"blocks.{i}.0"))
         return keras.Model(x, y, name=f"row{i}")
 
     def check_matches(self, model, built=None):
@@ -253,6 +256,17 @@ class TableSpace:
         for i in knob.rows:
             rows[i] = replace(rows[i], **{knob.kind: int(value)})
         return self.with_rows(rows, stem=int(value) if knob.stem else None)
+
+    def scaled(self, multiplier):
+        """Every width (stem, row outputs, expansions) times `multiplier`, rounded as the builder
+        rounds a width multiplier (multiples of 8, never more than 10 % down): the uniform
+        width-multiplier baseline for families whose constructor has no `alpha` (MobileNetV4).
+        Residual ties survive, since tied widths are equal and scale alike."""
+        if not 0 < multiplier <= 4:
+            raise ValueError(f"multiplier must be in (0, 4], got {multiplier!r}")
+        w = lambda c: builder.round_channels(c, multiplier)  # noqa: E731
+        rows = [replace(r, out=w(r.out), **({"mid": w(r.mid)} if r.mid else {})) for r in self.rows]
+        return self.with_rows(rows, stem=w(self.spec.stem))
 
     def smallest(self, keep=None):
         """Every knob (that `keep` accepts) at its smallest choice: the floor the search can reach."""

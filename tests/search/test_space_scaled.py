@@ -1,0 +1,42 @@
+"""TableSpace.scaled: the uniform width-multiplier baseline of the search benchmark."""
+import numpy as np
+import pytest
+
+from keras_mobile.applications import MobileNetV3Small, MobileNetV4ConvS
+from keras_mobile.search import TableSpace
+
+
+@pytest.fixture(scope="module")
+def v4():
+    return TableSpace.from_model(MobileNetV4ConvS(weights=None, input_shape=(32, 32, 3), classes=10))
+
+
+def test_scaled_matches_the_v3_alpha_constructor_widths():
+    """Row output widths of a scaled space equal MobileNetV3's own `alpha` (the builder's rounding)."""
+    full = TableSpace.from_model(MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10))
+    alpha = TableSpace.from_model(MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10, alpha=0.75))
+    scaled = full.scaled(0.75)
+    assert [r.out for r in scaled.rows] == [r.out for r in alpha.rows]
+    # expansions: alpha rounds in_width x expand, scaled rounds the resolved width: one step of 8 apart at most
+    assert all(abs(a.mid - b.mid) <= 8 for a, b in zip(scaled.rows, alpha.rows) if a.mid)
+
+
+def test_scaled_v4_builds_with_residual_ties_and_fewer_macs(v4):
+    half = v4.scaled(0.5)
+    widths = half.widths()
+    for i, r in enumerate(half.rows):
+        assert r.skip == v4.rows[i].skip
+        if r.skip:
+            assert widths[i + 1] == widths[i]
+        assert r.out % 8 == 0 and r.out >= 0.9 * 0.5 * v4.rows[i].out
+    model = half.build().model
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    assert np.asarray(model(x)).shape == (2, 10)
+    assert TableSpace.from_model(model).rows == half.rows        # the built model reads back as the space
+    assert model.count_params() < 0.5 * v4.build().model.count_params()
+
+
+def test_scaled_identity_and_bad_multiplier(v4):
+    assert v4.scaled(1.0).rows == v4.rows
+    with pytest.raises(ValueError, match="multiplier must be in"):
+        v4.scaled(0)
