@@ -57,7 +57,7 @@ EQUAL = 0.05          # "equal latency": within +-5 %
 def config(args):
     return {k: getattr(args, k) for k in ("size", "train", "val", "test", "batch_size", "pretrain_steps", "step",
                                           "short_term_steps", "long_term_epochs", "lr", "long_term_lr",
-                                          "multipliers", "rounds")}
+                                          "multipliers", "knobs", "max_iterations", "rounds")}
 
 
 # models ----------------------------------------------------------------------------------------
@@ -202,7 +202,8 @@ def run_model(args, name, seed, data, work, res, save):
     child = netadapt(parent, budget, (x, y), (xv, yv), latency=src, step=args.step,
                      short_term_steps=args.short_term_steps, long_term_epochs=args.long_term_epochs,
                      out_dir=os.path.join(d, "netadapt_host"), seed=seed, batch_size=args.batch_size,
-                     learning_rate=args.lr, long_term_learning_rate=args.long_term_lr)
+                     learning_rate=args.lr, long_term_learning_rate=args.long_term_lr,
+                     knobs=None if args.knobs == "all" else {args.knobs}, max_iterations=args.max_iterations)
     log = json.load(open(os.path.join(d, "netadapt_host", "search.json")))
     k = sum(1 for i in log["iterations"] if i.get("proposals"))
     proposals = sum(len(i["proposals"]) for i in log["iterations"])
@@ -295,7 +296,8 @@ def run_edgetpu(args, name, seed, data, work, res, save):
     echild = netadapt(parent, tpu_start * budget / start_pred, (x, y), (xv, yv), latency=tpu, step=args.step,
                       short_term_steps=args.short_term_steps, long_term_epochs=args.long_term_epochs,
                       out_dir=os.path.join(d, "netadapt_edgetpu"), seed=seed, batch_size=args.batch_size,
-                      learning_rate=args.lr, long_term_learning_rate=args.long_term_lr)
+                      learning_rate=args.lr, long_term_learning_rate=args.long_term_lr,
+                      knobs=None if args.knobs == "all" else {args.knobs}, max_iterations=args.max_iterations)
     elog = json.load(open(os.path.join(d, "netadapt_edgetpu", "search.json")))
     ets = timed(int8_blobs({"edgetpu_search": echild, "netadapt": child, "matched": matched}), args.rounds)
     r["edgetpu_search"] = {
@@ -333,7 +335,7 @@ def render(res):
              f"hard_digits at {c['size']} px, {c['train']} training images ({c['val']} more held out for "
              f"NetAdapt's proposal selection), {c['test']} test images; batch {c['batch_size']}, Adam lr "
              f"{c['lr']} (long-term {c['long_term_lr']}). Pretraining {c['pretrain_steps']} steps, NetAdapt step "
-             f"{c['step']}, short-term {c['short_term_steps']} steps per proposal, long-term "
+             f"{c['step']} (knobs: {c.get('knobs', 'all')}, at most {c.get('max_iterations', 100)} iterations), short-term {c['short_term_steps']} steps per proposal, long-term "
              f"{c['long_term_epochs']} epoch(s). Matched baseline: width multiplier {c['multipliers']} "
              f"(MobileNetV3 `alpha`, MobileNetV4 `TableSpace.scaled`), trained from scratch with the NetAdapt "
              f"model's lineage budget (pretraining + k x short-term + long-term steps); full width: the "
@@ -455,6 +457,9 @@ def parse_args(argv=None):
     p.add_argument("--long-term-lr", type=float, default=3e-4)
     p.add_argument("--multiplier", type=float, default=None,
                    help=f"the matched baseline's width multiplier (default per model: {MULTIPLIERS})")
+    p.add_argument("--knobs", default="all", choices=("all", "mid", "out"),
+                   help="which NetAdapt knobs to search (expansion widths, residual-tied output widths)")
+    p.add_argument("--max-iterations", type=int, default=100)
     p.add_argument("--rounds", type=int, default=400, help="interleaved timing rounds (single invokes)")
     p.add_argument("--quick", action="store_true", help="a small configuration (the slow test's)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))

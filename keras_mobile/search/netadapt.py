@@ -207,8 +207,7 @@ def _save_json(path, obj):
 def _save_model(model, path):
     """`model` as .keras without its optimizer: an uncompiled copy (Keras 3 ignores
     include_optimizer for .keras, and Adam's two slots per weight triple the file)."""
-    import keras
-    copy = keras.models.clone_model(model)
+    copy = type(model).from_config(model.get_config())     # clone_model would compile it again
     copy.set_weights(model.get_weights())
     copy.save(path)
 
