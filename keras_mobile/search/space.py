@@ -258,14 +258,21 @@ class TableSpace:
         return self.with_rows(rows, stem=int(value) if knob.stem else None)
 
     def scaled(self, multiplier):
-        """Every width (stem, row outputs, expansions) times `multiplier`, rounded as the builder
-        rounds a width multiplier (multiples of 8, never more than 10 % down): the uniform
+        """Every width times `multiplier` as the builder applies a width multiplier (timm
+        channel_multiplier: stem and row outputs rounded to multiples of 8, never more than 10 %
+        down; expansions = the scaled input width x the row's expand ratio): the uniform
         width-multiplier baseline for families whose constructor has no `alpha` (MobileNetV4).
         Residual ties survive, since tied widths are equal and scale alike."""
         if not 0 < multiplier <= 4:
             raise ValueError(f"multiplier must be in (0, 4], got {multiplier!r}")
         w = lambda c: builder.round_channels(c, multiplier)  # noqa: E731
-        rows = [replace(r, out=w(r.out), **({"mid": w(r.mid)} if r.mid else {})) for r in self.rows]
+        in_ch, rows = w(self.spec.stem), []
+        for r in self.rows:
+            upd = {"out": w(r.out)}
+            if r.mid:        # from the scaled input width, as the builder derives an expansion
+                upd["mid"] = builder.make_divisible(in_ch * r.expand) if r.expand else w(r.mid)
+            rows.append(replace(r, **upd))
+            in_ch = upd["out"]
         return self.with_rows(rows, stem=w(self.spec.stem))
 
     def smallest(self, keep=None):
