@@ -399,6 +399,8 @@ def render(res):
                 if k in r:
                     path = ", ".join(f"{c['knob']} {c['from']}->{c['to']}" for c in r[k]["chosen_path"])
                     lines.append(f"- {r['model']} seed {r['seed']} {arm}: {path}")
+    if res.get("notes"):
+        lines += ["", "## Findings", ""] + [f"- {n}" for n in res["notes"]]
     loads = ", ".join(f"{r['timing']['load1']:.1f}" for r in done) or "n/a"
     lines += ["", f"Load (1 min) at the end of each timing: {loads}; "
               f"wall time {res.get('wall_s', 0) / 60:.0f} min. Status: {res.get('status', 'running')}."]
@@ -467,9 +469,10 @@ def parse_args(argv=None):
     p.add_argument("--work", default=None, help="searches' out_dirs and the latency table (default: a temp dir)")
     a = p.parse_args(argv)
     a.multipliers = {m: a.multiplier or MULTIPLIERS[m] for m in a.models}
-    if a.quick:
-        a.train, a.val, a.test, a.pretrain_steps, a.short_term_steps = 1500, 300, 2000, 400, 10
-        a.long_term_epochs, a.step, a.rounds, a.edgetpu_seeds = 1, 0.15, 200, []
+    if a.quick:          # the configuration of the recorded run (results/search_pareto.md, 28 min/model)
+        a.train, a.val, a.test, a.pretrain_steps, a.short_term_steps = 2000, 200, 2000, 200, 5
+        a.long_term_epochs, a.step, a.rounds, a.edgetpu_seeds = 0, 0.15, 300, []
+        a.multiplier, a.knobs, a.max_iterations, a.lr, a.long_term_lr = 0.75, "out", 2, 3e-3, 1e-3
     return a
 
 

@@ -15,18 +15,18 @@ def _benchmark():
 
 @pytest.mark.slow
 def test_netadapt_not_worse_than_the_width_multiplier_at_equal_latency(tmp_path):
-    """The reduced benchmark (the configuration of benchmarks/results/search_pareto.md, seed 0,
-    MobileNetV3Small): NetAdapt from a trained parent to the measured int8 latency of the alpha=0.75
-    model, vs that model trained with the same number of steps. The benchmark could not show a
-    gain on this shared machine (see the results file), so the bar is "not worse by more than
-    MARGIN points" plus the latency match it relies on; it fails if the search picks clearly
-    worse proposals than a uniform cut or misses the budget."""
+    """The reduced benchmark (`--quick`, the configuration of benchmarks/results/search_pareto.md;
+    seed 0, MobileNetV3Small, ~30 min on the shared 2 cores): NetAdapt from the pretrained parent
+    to the measured int8 latency of the alpha=0.75 model, vs that model trained with the same
+    number of steps. Bars: the latency match the comparison relies on (10 %) and accuracy not
+    worse by more than MARGIN points (~3 paired standard errors on 2,000 test images).
+    The recorded run does NOT pass the latency bar: NetAdapt / matched = 1.31 (no single
+    output-width knob cuts 15 % of the predicted latency at 32 px, and 2 iterations of the
+    most accurate sub-target proposal cut 2 %), and every model was at chance accuracy after
+    200 steps (10.1 / 8.9 %), so the accuracy bar says nothing yet. Kept failing on purpose
+    until the search reaches the budget (issue 17)."""
     bench = _benchmark()
-    res = bench.main(["--models", "MobileNetV3Small", "--seeds", "0", "--edgetpu-seeds",
-                      "--train", "2000", "--val", "200", "--test", "2000", "--pretrain-steps", "200",
-                      "--short-term-steps", "5", "--long-term-epochs", "0", "--step", "0.15",
-                      "--multiplier", "0.75", "--knobs", "out", "--max-iterations", "2", "--lr", "3e-3",
-                      "--long-term-lr", "1e-3", "--rounds", "300",
+    res = bench.main(["--quick", "--models", "MobileNetV3Small", "--seeds", "0",
                       "--out", str(tmp_path), "--work", str(tmp_path / "work")])
     r = res["runs"]["MobileNetV3Small/seed0"]
     assert "errors" not in r, r.get("errors")
