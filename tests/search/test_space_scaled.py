@@ -1,4 +1,4 @@
-"""TableSpace.scaled: the uniform width-multiplier baseline of the search benchmark."""
+"""TableSpace.scaled (the benchmark's uniform width-multiplier baseline) and row models as table blocks."""
 import numpy as np
 import pytest
 
@@ -38,3 +38,16 @@ def test_scaled_identity_and_bad_multiplier(v4):
     assert v4.scaled(1.0).rows == v4.rows
     with pytest.raises(ValueError, match="multiplier must be in"):
         v4.scaled(0)
+
+
+def test_row_model_is_one_table_block_keyed_as_in_the_full_model(v4):
+    """The search prices a row cut out as its own model: the latency table must see it as the same
+    single block (residual add included, one input) as in the whole model, so a row measured
+    for a proposal and the block measured in a whole model share one table entry."""
+    from keras_mobile.analysis import latency_table as lt
+    built = v4.build()
+    full = {b.key() for b in lt.blocks(built.model)}
+    for i in range(len(v4.rows)):
+        blocks = lt.blocks(v4.row_model(i, built.row_inputs[i]))
+        assert len(blocks) == 1 and len(blocks[0].external_inputs()) == 1, (i, [b.name for b in blocks])
+        assert blocks[0].key() in full, i
