@@ -207,6 +207,14 @@ def _save_json(path, obj):
     write_atomic(path, json.dumps(obj, indent=1, default=float).encode())
 
 
+def _save_model(model, path):
+    """`model` as .keras without its optimizer: an uncompiled copy (Keras 3 ignores
+    include_optimizer for .keras, and Adam's two slots per weight triple the file)."""
+    copy = type(model).from_config(model.get_config())     # clone_model would compile it again
+    copy.set_weights(model.get_weights())
+    copy.save(path)
+
+
 def _progress(total, desc):
     from keras_mobile.progress import progress_bar
     return progress_bar(enabled=sys.stderr.isatty(), total=total, desc=desc, unit="proposal", leave=False)
@@ -302,7 +310,7 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
                and not state.get("stalled")):
             current, space = _iteration(current, space, state, pricer, train, val, budget_ms, step,
                                         short_term_steps, learning_rate, seed, keep)
-            current.save(paths["current"])
+            _save_model(current, paths["current"])
             _save_json(paths["log"], _log(state, source))
             _save_json(paths["state"], state)
         if not state["done"]:
@@ -316,8 +324,8 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
                        seed + 7919, steps)
             state["final_accuracy"] = evaluate(current, val)
             state["done"] = True
-            current.save(paths["result"])
-            current.save(paths["current"])
+            _save_model(current, paths["result"])
+            _save_model(current, paths["current"])
             _save_json(paths["state"], state)
             _save_json(paths["log"], _log(state, source))
         source.save()

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, replace
 import keras
 
 from keras_mobile.applications import builder
-from keras_mobile.applications.blocks import BLOCKS, BlockContext, round_channels
+from keras_mobile.applications.blocks import BLOCKS, BlockContext, make_divisible, round_channels
+from keras_mobile.layers.naming import to_layer_name
 
 DIVISOR = 8                      # widths stay multiples of 8 (SIMD lanes, EdgeTPU channel tiles)
 SEARCHABLE = ("mobilenetv3", "mobilenetv4", "mobileone")   # families whose rows the knobs cover
@@ -223,8 +224,14 @@ class TableSpace:
         """Row i alone as a batch-1 model (input of `in_shape`), for pricing its latency."""
         r = self.rows[i]
         x = keras.Input(batch_shape=(1,) + tuple(in_shape))
+        # named like a package block ("blocks-i-0-..."), so the latency table groups the whole
+        # row (its residual add included) into one block, as it does in a full model
         kind = BLOCKS[r.type]
-        names = tuple(f"row{i}_{k}" for k in range(max(kind.names, 1)))
+        if kind.path:
+            names = (to_layer_name(kind.path.format(stage=i)),)
+        else:
+            names = tuple(to_layer_name(self.spec.block_path.format(stage=i, index=k))
+                          for k in range(max(kind.names, 1)))
         y = kind.build(x, r, BlockContext(self.spec, names, r.stride))
         return keras.Model(x, y, name=f"row{i}")
 
@@ -274,6 +281,24 @@ class TableSpace:
         for i in knob.rows:
             rows[i] = replace(rows[i], **{knob.kind: int(value)})
         return self.with_rows(rows, stem=int(value) if knob.stem else None)
+
+    def scaled(self, multiplier):
+        """Every width times `multiplier` as the builder applies a width multiplier (timm
+        channel_multiplier: stem and row outputs rounded to multiples of 8, never more than 10 %
+        down; expansions = the scaled input width x the row's expand ratio): the uniform
+        width-multiplier baseline for families whose constructor has no `alpha` (MobileNetV4).
+        Residual ties survive, since tied widths are equal and scale alike."""
+        if not 0 < multiplier <= 4:
+            raise ValueError(f"multiplier must be in (0, 4], got {multiplier!r}")
+        w = lambda c: round_channels(c, multiplier)  # noqa: E731
+        in_ch, rows = w(self.spec.stem_width), []
+        for r in self.rows:
+            upd = {"out": w(r.out)}
+            if r.mid:        # from the scaled input width, as the builder derives an expansion
+                upd["mid"] = make_divisible(in_ch * r.expand) if r.expand else w(r.mid)
+            rows.append(replace(r, **upd))
+            in_ch = upd["out"]
+        return self.with_rows(rows, stem=w(self.spec.stem_width))
 
     def smallest(self, keep=None):
         """Every knob (that `keep` accepts) at its smallest choice: the floor the search can reach."""

@@ -1,0 +1,520 @@
+"""NetAdapt vs the uniform width multiplier at equal measured int8 LiteRT latency (issue 17 evidence).
+
+    python benchmarks/search_pareto.py                                  # both models, seeds 0 1 2
+    python benchmarks/search_pareto.py --models MobileNetV3Small --seeds 0 --quick
+
+Task: keras_mobile.data.digits.hard_digits at `--size` px (one fixed draw of training images,
+of which the last `--val` are NetAdapt's selection set and never trained on by either arm; the
+fixed 10,000-image test set scores every model). Per model and seed:
+
+  1. parent: the full-width model trained from scratch for `--pretrain-steps` (Adam, lr 1e-3).
+  2. the matched baseline's architecture (MobileNetV3 `alpha`, a MobileNetV4 table scaled by
+     `TableSpace.scaled`, both at `--multiplier`) is timed against the parent as int8 LiteRT
+     files (interleaved); NetAdapt's budget is the parent's predicted latency times that
+     measured ratio, so the search aims at the baseline's latency.
+  3. NetAdapt (`keras_mobile.search.netadapt`, latency "host-int8": the block table of this CPU
+     calibrated on the parent) from the parent, `--step`, `--short-term-steps`,
+     `--long-term-epochs`. Its lineage sees P + k*S + L training steps (k iterations).
+  4. baselines trained with exactly that budget: the matched multiplier from scratch
+     (P + k*S steps at lr 1e-3, then L steps at the long-term lr, the same batches as NetAdapt's
+     long-term phase), and full width (the parent continued for k*S, then L steps).
+  5. every model is exported to int8 TFLite and timed in interleaved rounds (single invokes,
+     1 thread, `tflite.inspect.make_interpreter`); ratios are medians of per-round ratios.
+     "Equal latency" = NetAdapt / matched baseline within +-5 %. Accuracy is the float Keras
+     model's on the test set, the difference paired over the same images (standard error).
+  6. "speed at equal accuracy": the latency at which the baseline curve (matched multiplier,
+     full width; linear in accuracy between them) reaches NetAdapt's accuracy, over NetAdapt's.
+  7. predicted vs measured: every model on NetAdapt's chosen path (rebuilt from search.json,
+     weights inherited from the parent) predicted by the calibrated table vs measured whole.
+  8. (seeds in `--edgetpu-seeds`) the same search from the same parent with the EdgeTPU
+     roofline as the latency source and the same budget fraction: predicted ms only, plus its
+     accuracy and its host latency.
+
+No augmentation beyond what hard_digits draws; same optimizer (Adam), batch size, images and
+evaluation for all arms. Writes results/search_pareto.json, .md and .png after every stage.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
+
+import bench_workers  # noqa: E402  (interleaved rounds, median of per-round ratios)
+
+MODELS = ("MobileNetV3Small", "MobileNetV4ConvS")
+# matched baselines near 0.7x the full model's int8 latency at 32 px on this CPU (dry run:
+# V3Small alpha 0.5 = 0.71x, V4ConvS scaled 0.75 = 0.72x, 0.5 = 0.43x)
+MULTIPLIERS = {"MobileNetV3Small": 0.5, "MobileNetV4ConvS": 0.75}
+EQUAL = 0.05          # "equal latency": within +-5 %
+
+
+def config(args):
+    return {k: getattr(args, k) for k in ("size", "train", "val", "test", "batch_size", "pretrain_steps", "step",
+                                          "short_term_steps", "long_term_epochs", "lr", "long_term_lr",
+                                          "multipliers", "knobs", "max_iterations", "rounds")}
+
+
+# models ----------------------------------------------------------------------------------------
+def build(name, multiplier, size):
+    """`name` at a uniform width multiplier, logits head for 10 classes."""
+    from keras_mobile.applications.registry import get_model
+    from keras_mobile.search import TableSpace
+    kw = dict(weights=None, input_shape=(size, size, 3), classes=10, classifier_activation=None)
+    if name.startswith("MobileNetV3"):
+        return get_model(name)(alpha=multiplier, **kw)
+    full = get_model(name)(**kw)
+    return full if multiplier == 1.0 else TableSpace.from_model(full).scaled(multiplier).build().model
+
+
+def chosen_path_models(parent, log):
+    """The model after each NetAdapt iteration (rebuilt from search.json, weights from `parent`)."""
+    from keras_mobile.search import Knob, TableSpace
+    from keras_mobile.search.inherit import inherit
+    space, out = TableSpace.from_model(parent), []
+    for step, it in zip(log["chosen_path"], [i for i in log["iterations"] if i.get("proposals")]):
+        space = space.set(Knob(step["kind"], tuple(step["rows"]), step["stem"]), step["to"])
+        m = space.build().model
+        inherit(parent, m)
+        out.append((it["iteration"], it["predicted_ms"], m))
+    return out
+
+
+# training / scoring ------------------------------------------------------------------------------
+def train(model, data, steps, lr, seed):
+    """`steps` Adam batches of `data` in the order NetAdapt's own fine-tuning draws them for `seed`."""
+    from keras_mobile.search.netadapt import _train
+    if steps:
+        _train(model, data.steps(steps, seed), lr, seed, steps)
+
+
+def cached(path, make):
+    """The model saved at `path`, else make() saved there (a restarted run skips finished training)."""
+    import keras
+    if os.path.isfile(path):
+        return keras.models.load_model(path)
+    model = make()
+    from keras_mobile.search.netadapt import _save_model
+    _save_model(model, path)
+    return model
+
+
+def correct(model, x, y):
+    """Per-image top-1 hits of the float model."""
+    return np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(-1) == y
+
+
+def paired(a, b):
+    d = a.astype(np.float64) - b.astype(np.float64)
+    return 100 * float(d.mean()), 100 * float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
+# latency ---------------------------------------------------------------------------------------
+def int8_blobs(models):
+    from keras_mobile.analysis.latency_table import to_tflite
+    return {k: to_tflite(m, "int8") for k, m in models.items()}
+
+
+def timed(blobs, rounds, warmup=20, budget=60.0):
+    """Per file: ms of single invokes in interleaved rounds (1 thread)."""
+    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
+    its = {k: random_inputs(make_interpreter(b, num_threads=1)) for k, b in blobs.items()}
+    ts = bench_workers.interleaved({k: it.invoke for k, it in its.items()}, rounds, warmup, budget,
+                                   min(rounds, 100))
+    return {k: [t * 1e3 for t in v] for k, v in ts.items()}
+
+
+def ratio(ts, a, b):
+    return bench_workers.ratio(ts[a], ts[b])
+
+
+def median_ms(ts):
+    return {k: statistics.median(v) for k, v in ts.items()}
+
+
+# one model, one seed ---------------------------------------------------------------------------
+def run_model(args, name, seed, data, work, res, save):
+    """Fills res[f"{name}/seed{seed}"] stage by stage (save() after each)."""
+    import keras
+
+    from keras_mobile.search import get_source, netadapt
+    from keras_mobile.search.netadapt import _Data
+    (x, y), (xv, yv), (xt, yt) = data
+    size = args.size
+    tr = _Data((x, y), (size, size, 3), args.batch_size, "train")
+    epoch_steps = len(x) // args.batch_size
+    L = args.long_term_epochs * epoch_steps
+    key = f"{name}/seed{seed}"
+    r = res["runs"].setdefault(key, {"model": name, "seed": seed})
+    d = os.path.join(work, key.replace("/", "_"))
+    os.makedirs(d, exist_ok=True)
+    t0 = time.time()
+
+    def say(msg):
+        print(f"[{time.strftime('%H:%M:%S')}] {key}: {msg} (load {os.getloadavg()[0]:.1f})", flush=True)
+
+    # 1. parent
+    def make_parent():
+        keras.utils.set_random_seed(seed)
+        m = build(name, 1.0, size)
+        train(m, tr, args.pretrain_steps, args.lr, seed)
+        return m
+    parent = cached(os.path.join(d, "parent.keras"), make_parent)
+    hits = {"parent": correct(parent, xt, yt)}
+    r["parent"] = {"steps": args.pretrain_steps, "accuracy": float(hits["parent"].mean()),
+                   "wall_s": time.time() - t0}
+
+    say(f"parent trained, accuracy {r['parent']['accuracy']:.4f}")
+
+    # 2. the matched baseline's latency sets the budget
+    mult = args.multipliers[name]
+    src = get_source("host-int8", cache_path=os.path.join(work, "host_t1_int8.json"))
+    bpath = os.path.join(d, "budget.json")
+    if os.path.isfile(bpath):            # a restarted run keeps the budget its search was started with
+        r["budget"] = json.load(open(bpath))
+    else:
+        keras.utils.set_random_seed(seed + 1)
+        matched = build(name, mult, size)
+        from keras_mobile.tflite.representative import set_bn_statistics
+        set_bn_statistics(matched, x[:64])         # int8 scales of a trained net (XNNPACK checks them)
+        ts = timed(int8_blobs({"parent": parent, "matched": matched}), args.rounds)
+        target_ratio = ratio(ts, "matched", "parent")
+        start_measured = src.calibrate(parent)
+        start_pred = src.predict_ms(parent)
+        r["budget"] = {"matched_over_parent_measured": target_ratio, "parent_predicted_ms": start_pred,
+                       "parent_measured_ms_at_calibration": start_measured, "budget_ms": start_pred * target_ratio,
+                       "correction": dict(src.table.correction)}
+        with open(bpath, "w") as f:
+            json.dump(r["budget"], f, default=float)
+    src.table.correction = dict(r["budget"]["correction"])
+    budget, start_pred = r["budget"]["budget_ms"], r["budget"]["parent_predicted_ms"]
+    target_ratio = r["budget"]["matched_over_parent_measured"]
+    save()
+    say(f"budget {budget:.3f} ms = {target_ratio:.3f} x parent")
+
+    # 3. NetAdapt (host-int8)
+    t1 = time.time()
+    child = netadapt(parent, budget, (x, y), (xv, yv), latency=src, step=args.step,
+                     short_term_steps=args.short_term_steps, long_term_epochs=args.long_term_epochs,
+                     out_dir=os.path.join(d, "netadapt_host"), seed=seed, batch_size=args.batch_size,
+                     learning_rate=args.lr, long_term_learning_rate=args.long_term_lr,
+                     knobs=None if args.knobs == "all" else {args.knobs}, max_iterations=args.max_iterations)
+    log = json.load(open(os.path.join(d, "netadapt_host", "search.json")))
+    k = sum(1 for i in log["iterations"] if i.get("proposals"))
+    proposals = sum(len(i["proposals"]) for i in log["iterations"])
+    lineage = args.pretrain_steps + k * args.short_term_steps + L
+    hits["netadapt"] = correct(child, xt, yt)
+    r["netadapt"] = {"iterations": k, "proposals_tuned": proposals, "lineage_steps": lineage,
+                     "search_steps_total": args.pretrain_steps + proposals * args.short_term_steps + L,
+                     "predicted_ms": log["current_ms"], "accuracy": float(hits["netadapt"].mean()),
+                     "val_accuracy": log["final_accuracy"], "params": child.count_params(),
+                     "chosen_path": [{kk: c[kk] for kk in ("knob", "from", "to", "predicted_ms", "accuracy")}
+                                     for c in log["chosen_path"]],
+                     "wall_s": time.time() - t1}
+    save()
+    say(f"NetAdapt done: {k} iterations, {proposals} proposals, accuracy {r['netadapt']['accuracy']:.4f}")
+
+    # 4. baselines with the same budget
+    t2 = time.time()
+    def make_matched():
+        keras.utils.set_random_seed(seed + 1)
+        m = build(name, mult, size)
+        train(m, tr, args.pretrain_steps + k * args.short_term_steps, args.lr, seed)
+        train(m, tr, L, args.long_term_lr, seed + 7919)      # NetAdapt's long-term batches
+        return m
+
+    def make_full():
+        m = keras.models.clone_model(parent)
+        m.set_weights(parent.get_weights())
+        train(m, tr, k * args.short_term_steps, args.lr, seed + 1)
+        train(m, tr, L, args.long_term_lr, seed + 7919)
+        return m
+    matched = cached(os.path.join(d, f"matched_k{k}.keras"), make_matched)
+    full = cached(os.path.join(d, f"full_k{k}.keras"), make_full)
+    hits["matched"], hits["full"] = correct(matched, xt, yt), correct(full, xt, yt)
+    r["baselines"] = {"matched": {"multiplier": mult, "steps": lineage, "params": matched.count_params(),
+                                  "accuracy": float(hits["matched"].mean())},
+                      "full": {"multiplier": 1.0, "steps": lineage, "params": full.count_params(),
+                               "accuracy": float(hits["full"].mean())},
+                      "wall_s": time.time() - t2}
+    save()
+    say(f"baselines trained: matched {r['baselines']['matched']['accuracy']:.4f}, "
+        f"full {r['baselines']['full']['accuracy']:.4f}")
+
+    # 5-7. timing: the arms, and NetAdapt's chosen path for predicted vs measured
+    path = chosen_path_models(parent, log)
+    models = {"netadapt": child, "matched": matched, "full": full}
+    models.update({f"path{i}": m for i, _, m in path})
+    ts = timed(int8_blobs(models), args.rounds)
+    med = median_ms(ts)
+    r["timing"] = {"median_ms": med, "rounds": len(ts["netadapt"]), "load1": os.getloadavg()[0],
+                   "netadapt_over_matched": ratio(ts, "netadapt", "matched"),
+                   "netadapt_over_full": ratio(ts, "netadapt", "full"),
+                   "matched_over_full": ratio(ts, "matched", "full")}
+    r["timing"]["equal_latency"] = abs(r["timing"]["netadapt_over_matched"] - 1) <= EQUAL
+    diff, se = paired(hits["netadapt"], hits["matched"])
+    r["equal_latency"] = {"accuracy_diff_points": diff, "se_points": se}
+    r["equal_accuracy_speedup"] = speedup(r)
+    r["prediction"] = [{"iteration": i, "predicted_ms": p, "measured_ms": med[f"path{i}"],
+                        "error_pct": 100 * (p / med[f"path{i}"] - 1),
+                        "predicted_ratio_to_start": p / start_pred,
+                        "measured_ratio_to_full": ratio(ts, f"path{i}", "full"),
+                        "ratio_error_pct": 100 * ((p / start_pred) / ratio(ts, f"path{i}", "full") - 1)}
+                       for i, p, _ in path]
+    r["prediction_mape_pct"] = float(np.mean([abs(e["error_pct"]) for e in r["prediction"]])) if path else None
+    r["prediction_ratio_mape_pct"] = (float(np.mean([abs(e["ratio_error_pct"]) for e in r["prediction"]]))
+                                      if path else None)
+    r["wall_s"] = time.time() - t0
+    save()
+    say(f"timed: NetAdapt / matched {r['timing']['netadapt_over_matched']:.3f}")
+
+    return r
+
+
+def run_edgetpu(args, name, seed, data, work, res, save):
+    """8. The same search from the same parent against the EdgeTPU roofline (predicted only)."""
+    import keras
+
+    from keras_mobile.search import get_source, netadapt
+    (x, y), (xv, yv), (xt, yt) = data
+    key = f"{name}/seed{seed}"
+    r = res["runs"][key]
+    d = os.path.join(work, key.replace("/", "_"))
+    k = r["netadapt"]["iterations"]
+    parent = keras.models.load_model(os.path.join(d, "parent.keras"))
+    child = keras.models.load_model(os.path.join(d, "netadapt_host", "model.keras"))
+    matched = keras.models.load_model(os.path.join(d, f"matched_k{k}.keras"))
+    budget, start_pred = r["budget"]["budget_ms"], r["budget"]["parent_predicted_ms"]
+    t3 = time.time()
+    tpu = get_source("edgetpu")
+    tpu_start = tpu.predict_ms(parent)
+    echild = netadapt(parent, tpu_start * budget / start_pred, (x, y), (xv, yv), latency=tpu, step=args.step,
+                      short_term_steps=args.short_term_steps, long_term_epochs=args.long_term_epochs,
+                      out_dir=os.path.join(d, "netadapt_edgetpu"), seed=seed, batch_size=args.batch_size,
+                      learning_rate=args.lr, long_term_learning_rate=args.long_term_lr,
+                      knobs=None if args.knobs == "all" else {args.knobs}, max_iterations=args.max_iterations)
+    elog = json.load(open(os.path.join(d, "netadapt_edgetpu", "search.json")))
+    ets = timed(int8_blobs({"edgetpu_search": echild, "netadapt": child, "matched": matched}), args.rounds)
+    r["edgetpu_search"] = {
+        "start_predicted_ms": tpu_start, "budget_ms": elog["budget_ms"], "predicted_ms": elog["current_ms"],
+        "host_search_result_predicted_ms": tpu.predict_ms(child),
+        "matched_baseline_predicted_ms": tpu.predict_ms(matched),
+        "iterations": sum(1 for i in elog["iterations"] if i.get("proposals")),
+        "accuracy": float(correct(echild, xt, yt).mean()),
+        "host_int8_over_matched": ratio(ets, "edgetpu_search", "matched"),
+        "chosen_path": [{kk: c[kk] for kk in ("knob", "from", "to", "predicted_ms", "accuracy")}
+                        for c in elog["chosen_path"]],
+        "wall_s": time.time() - t3}
+    save()
+
+
+def speedup(r):
+    """Baseline latency at NetAdapt's accuracy (linear between matched and full) / NetAdapt's."""
+    t = r["timing"]
+    a_na = r["netadapt"]["accuracy"]
+    pts = sorted([(r["baselines"]["matched"]["accuracy"], t["matched_over_full"]), (r["baselines"]["full"]["accuracy"], 1.0)])
+    na = t["netadapt_over_full"]
+    (a0, l0), (a1, l1) = pts
+    if a_na > a1:
+        return {"speedup": max(l0, l1) / na, "bound": "at least (NetAdapt beats both baselines)"}
+    if a_na < a0:
+        return {"speedup": min(l0, l1) / na, "bound": "at most (NetAdapt below both baselines)"}
+    lat = l0 + (l1 - l0) * (a_na - a0) / (a1 - a0) if a1 > a0 else min(l0, l1)
+    return {"speedup": lat / na, "bound": "interpolated"}
+
+
+# report ----------------------------------------------------------------------------------------
+def render(res):
+    c = res["config"]
+    lines = ["# NetAdapt vs uniform width multiplier at equal measured int8 latency", "",
+             f"hard_digits at {c['size']} px, {c['train']} training images ({c['val']} more held out for "
+             f"NetAdapt's proposal selection), {c['test']} test images; batch {c['batch_size']}, Adam lr "
+             f"{c['lr']} (long-term {c['long_term_lr']}). Pretraining {c['pretrain_steps']} steps, NetAdapt step "
+             f"{c['step']} (knobs: {c.get('knobs', 'all')}, at most {c.get('max_iterations', 100)} iterations), short-term {c['short_term_steps']} steps per proposal, long-term "
+             f"{c['long_term_epochs']} epoch(s). Matched baseline: width multiplier {c['multipliers']} "
+             f"(MobileNetV3 `alpha`, MobileNetV4 `TableSpace.scaled`), trained from scratch with the NetAdapt "
+             f"model's lineage budget (pretraining + k x short-term + long-term steps); full width: the "
+             f"parent continued to the same budget. Latency: int8 LiteRT files, 1 thread, single invokes in "
+             f"interleaved rounds, medians of per-round ratios; equal latency = within +-5 %. Accuracy: float "
+             f"model on the test set, difference paired over images (+- standard error). "
+             f"Protocol details: benchmarks/search_pareto.py docstring.", ""]
+    runs = list(res["runs"].values())
+    lines += ["| model | seed | NetAdapt acc | matched acc | full acc | NetAdapt / matched latency | equal? | "
+              "acc diff (points) | speed-up at equal acc | NetAdapt ms | matched ms | full ms | iterations | "
+              "steps (lineage / search total) |", "|" + "---|" * 14]
+    for r in runs:
+        if "timing" not in r:
+            lines.append(f"| {r['model']} | {r['seed']} | {_g(r, 'netadapt', 'accuracy', p=True)} | (running) |"
+                         + " |" * 12)
+            continue
+        t, b, s = r["timing"], r["baselines"], r["equal_accuracy_speedup"]
+        lines.append(
+            f"| {r['model']} | {r['seed']} | {100 * r['netadapt']['accuracy']:.2f} | {100 * b['matched']['accuracy']:.2f} | "
+            f"{100 * b['full']['accuracy']:.2f} | {t['netadapt_over_matched']:.3f} | {'yes' if t['equal_latency'] else 'NO'} | "
+            f"{r['equal_latency']['accuracy_diff_points']:+.2f} +- {r['equal_latency']['se_points']:.2f} | "
+            f"{s['speedup']:.2f}x ({s['bound']}) | {t['median_ms']['netadapt']:.3f} | {t['median_ms']['matched']:.3f} | "
+            f"{t['median_ms']['full']:.3f} | {r['netadapt']['iterations']} | {r['netadapt']['lineage_steps']} / "
+            f"{r['netadapt']['search_steps_total']} |")
+    done = [r for r in runs if "timing" in r]
+    if done:
+        lines += ["", "Mean over seeds:", "", "| model | seeds | acc diff at equal latency (points) | speed-up at "
+                  "equal accuracy | prediction MAPE (absolute ms) | prediction MAPE (ratio to start) |", "|---|---|---|---|---|---|"]
+        for m in sorted({r["model"] for r in done}):
+            rs = [r for r in done if r["model"] == m]
+            mape = [r["prediction_mape_pct"] for r in rs if r["prediction_mape_pct"] is not None]
+            rmape = [r["prediction_ratio_mape_pct"] for r in rs if r["prediction_ratio_mape_pct"] is not None]
+            lines.append(f"| {m} | {len(rs)} | {np.mean([r['equal_latency']['accuracy_diff_points'] for r in rs]):+.2f} | "
+                         f"{np.mean([r['equal_accuracy_speedup']['speedup'] for r in rs]):.2f}x | "
+                         f"{np.mean(mape) if mape else float('nan'):.1f} % | {np.mean(rmape) if rmape else float('nan'):.1f} % |")
+        lines += ["", "Goal: >= 1 point higher accuracy at equal latency, or >= 1.2x faster at equal accuracy; "
+                  "prediction within 5 % mean absolute error.", "",
+                  "## Predicted vs measured latency (host-int8 table, calibrated on the parent)", "",
+                  "| model | seed | iteration | predicted ms | measured ms | error | predicted / start | "
+                  "measured / full | ratio error |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in done:
+            for e in r["prediction"]:
+                lines.append(f"| {r['model']} | {r['seed']} | {e['iteration']} | {e['predicted_ms']:.3f} | "
+                             f"{e['measured_ms']:.3f} | {e['error_pct']:+.1f} % | {e['predicted_ratio_to_start']:.3f} | "
+                             f"{e['measured_ratio_to_full']:.3f} | {e['ratio_error_pct']:+.1f} % |")
+    tpu = [r for r in runs if "edgetpu_search" in r]
+    if tpu:
+        lines += ["", "## The same search with the EdgeTPU roofline as the latency source (predicted)", "",
+                  "| model | seed | start ms | budget ms | result ms | host-search result ms | matched baseline ms | "
+                  "accuracy | host int8 latency / matched | iterations |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in tpu:
+            e = r["edgetpu_search"]
+            lines.append(f"| {r['model']} | {r['seed']} | {e['start_predicted_ms']:.4f} | {e['budget_ms']:.4f} | "
+                         f"{e['predicted_ms']:.4f} | {e['host_search_result_predicted_ms']:.4f} | "
+                         f"{e['matched_baseline_predicted_ms']:.4f} | {100 * e['accuracy']:.2f} | "
+                         f"{e['host_int8_over_matched']:.3f} | {e['iterations']} |")
+        lines.append("")
+        lines.append("Chosen paths (knob: from -> to):")
+        for r in runs:
+            for arm, k in (("host-int8", "netadapt"), ("edgetpu", "edgetpu_search")):
+                if k in r:
+                    path = ", ".join(f"{c['knob']} {c['from']}->{c['to']}" for c in r[k]["chosen_path"])
+                    lines.append(f"- {r['model']} seed {r['seed']} {arm}: {path}")
+    if res.get("notes"):
+        lines += ["", "## Findings", ""] + [f"- {n}" for n in res["notes"]]
+    loads = ", ".join(f"{r['timing']['load1']:.1f}" for r in done) or "n/a"
+    lines += ["", f"Load (1 min) at the end of each timing: {loads}; "
+              f"wall time {res.get('wall_s', 0) / 60:.0f} min. Status: {res.get('status', 'running')}."]
+    return "\n".join(lines) + "\n"
+
+
+def _g(r, *keys, p=False):
+    for k in keys:
+        if not isinstance(r, dict) or k not in r:
+            return "-"
+        r = r[k]
+    return f"{100 * r:.2f}" if p else str(r)
+
+
+def plot(res, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    models = sorted({r["model"] for r in res["runs"].values() if "timing" in r})
+    if not models:
+        return
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        for r in (r for r in res["runs"].values() if r["model"] == m and "timing" in r):
+            med, b = r["timing"]["median_ms"], r["baselines"]
+            ax.plot([med["matched"], med["full"]], [100 * b["matched"]["accuracy"], 100 * b["full"]["accuracy"]],
+                    "o--", color="tab:gray", label="width multiplier" if r["seed"] == 0 else None)
+            ax.plot(med["netadapt"], 100 * r["netadapt"]["accuracy"], "*", ms=12, color="tab:red",
+                    label="NetAdapt (host-int8)" if r["seed"] == 0 else None)
+            ax.annotate(f"s{r['seed']}", (med["netadapt"], 100 * r["netadapt"]["accuracy"]), fontsize=7)
+        ax.set_title(f"{m}, hard_digits {res['config']['size']} px")
+        ax.set_xlabel("measured int8 LiteRT latency, 1 thread (ms)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--edgetpu-seeds", nargs="*", type=int, default=[0])
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--train", type=int, default=4000)
+    p.add_argument("--val", type=int, default=500)
+    p.add_argument("--test", type=int, default=10000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--pretrain-steps", type=int, default=1500)
+    p.add_argument("--step", type=float, default=0.1)
+    p.add_argument("--short-term-steps", type=int, default=30)
+    p.add_argument("--long-term-epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--long-term-lr", type=float, default=3e-4)
+    p.add_argument("--multiplier", type=float, default=None,
+                   help=f"the matched baseline's width multiplier (default per model: {MULTIPLIERS})")
+    p.add_argument("--knobs", default="all", choices=("all", "mid", "out"),
+                   help="which NetAdapt knobs to search (expansion widths, residual-tied output widths)")
+    p.add_argument("--max-iterations", type=int, default=100)
+    p.add_argument("--rounds", type=int, default=400, help="interleaved timing rounds (single invokes)")
+    p.add_argument("--quick", action="store_true", help="a small configuration (the slow test's)")
+    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    p.add_argument("--name", default="search_pareto")
+    p.add_argument("--work", default=None, help="searches' out_dirs and the latency table (default: a temp dir)")
+    a = p.parse_args(argv)
+    a.multipliers = {m: a.multiplier or MULTIPLIERS[m] for m in a.models}
+    if a.quick:          # the configuration of the recorded run (results/search_pareto.md, 28 min/model)
+        a.train, a.val, a.test, a.pretrain_steps, a.short_term_steps = 2000, 200, 2000, 200, 5
+        a.long_term_epochs, a.step, a.rounds, a.edgetpu_seeds = 0, 0.15, 300, []
+        a.multiplier, a.knobs, a.max_iterations, a.lr, a.long_term_lr = 0.75, "out", 2, 3e-3, 1e-3
+    return a
+
+
+def main(argv=None):
+    import tempfile
+
+    from keras_mobile.data.digits import hard_digits
+    from keras_mobile.files import write_atomic
+    a = parse_args(argv)
+    t0 = time.time()
+    (x, y), test = hard_digits(a.train + a.val, a.test, a.size, seed=0)
+    data = ((x[:a.train], y[:a.train]), (x[a.train:], y[a.train:]), test)
+    res = {"config": config(a), "runs": {}, "status": "running"}
+    os.makedirs(a.out, exist_ok=True)
+    stem = os.path.join(a.out, a.name)
+
+    def save():
+        res["wall_s"] = time.time() - t0
+        write_atomic(stem + ".json", json.dumps(res, indent=1, default=float).encode())
+        write_atomic(stem + ".md", render(res).encode())
+        plot(res, stem + ".png")
+
+    work = a.work or tempfile.mkdtemp(prefix="search_pareto-")
+    for seed in a.seeds:
+        stages = [(run_model, name) for name in a.models]
+        if seed in a.edgetpu_seeds:        # after the host comparison of every model of the seed
+            stages += [(run_edgetpu, name) for name in a.models]
+        for stage, name in stages:
+            try:
+                stage(a, name, seed, data, work, res, save)
+            except Exception as e:         # noqa: BLE001  (record it; the other stages still run)
+                import traceback
+                traceback.print_exc()
+                res["runs"].setdefault(f"{name}/seed{seed}", {"model": name, "seed": seed}).setdefault(
+                    "errors", []).append(f"{stage.__name__}: {type(e).__name__}: {e}")
+                save()
+            print(f"{stage.__name__} {name} seed {seed} done after {(time.time() - t0) / 60:.1f} min; "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+    res["status"] = "complete"
+    save()
+    return res
+
+
+if __name__ == "__main__":
+    main()
