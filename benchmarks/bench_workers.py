@@ -138,7 +138,7 @@ def _convert(folder, shape, quant, calib):
     """(.tflite bytes, seconds) as keras_mobile.tflite.export.converter_for configures it, float IO."""
     import numpy as np
     import tensorflow as tf
-    from keras_mobile.analysis.latency_table import _quiet
+    from keras_mobile.analysis.latency_timing import _quiet
     conv = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serve"])
     if quant == "int8":
         rep = np.random.default_rng(0).uniform(-1, 1, (calib,) + tuple(shape)).astype("float32")

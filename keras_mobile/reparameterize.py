@@ -5,11 +5,17 @@ with every train-time block replaced by its fused form, and copies all other wei
 """
 import keras
 
+from keras_mobile import graph
 from keras_mobile.layers.mobileone_block import MobileOneBlock
 
 
 def _is_train_time(layer):
     return isinstance(layer, MobileOneBlock) and not layer.inference_mode
+
+
+def needs_reparameterization(model):
+    """True when `model` (or a model nested in it) holds a train-time block `reparameterize` fuses."""
+    return any(_is_train_time(layer) for layer in graph.all_layers(model))
 
 
 def reparameterize(model):

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 
 import keras
 
+from keras_mobile import graph
 from keras_mobile.applications import builder
 
 DIVISOR = 8                      # widths stay multiples of 8 (SIMD lanes, EdgeTPU channel tiles)
@@ -72,27 +73,6 @@ def _build_kwargs(model):
         kw["pooling"] = ("avg" if "GlobalAveragePooling2D" in types[-2:] else
                          "max" if "GlobalMaxPooling2D" in types[-2:] else None)
     return kw
-
-
-def _ops_between(x_in, x_out):
-    """Operations computing x_out from x_in (walking the graph back), in no particular order."""
-    ops, stack, seen = [], [x_out], set()
-    while stack:
-        t = stack.pop()
-        if t is x_in or id(t) in seen:
-            continue
-        seen.add(id(t))
-        hist = getattr(t, "_keras_history", None)
-        if hist is None:
-            continue
-        op = hist[0]
-        if type(op).__name__ == "InputLayer":
-            continue
-        if op not in ops:
-            ops.append(op)
-        node = op._inbound_nodes[hist[1]]
-        stack.extend(node.input_tensors)
-    return ops
 
 
 class Built:
@@ -196,8 +176,8 @@ class TableSpace:
 
         trunk = functools.partial(builder.mobilenet_trunk, on_block=on_block)
         model = builder.build_model(self.spec, trunk_fn=trunk, **self.build_kwargs)
-        rec["ops"] = [_ops_between(a, b) for a, b in rec["io"]]
-        stem = _ops_between(model.inputs[0], rec["io"][0][0])
+        rec["ops"] = [graph.operations_between(a, b) for a, b in rec["io"]]
+        stem = graph.operations_between(model.inputs[0], rec["io"][0][0])
         return Built(model, rec, stem)
 
     def row_model(self, i, in_shape):

@@ -83,7 +83,7 @@ class VersionVerdict:
 
 def op_versions(tflite):
     """[(op name, version)] of a .tflite file's operator codes (path or bytes), read from the flatbuffer."""
-    from keras_mobile.tflite.metadata import _model_bytes, _schema
+    from keras_mobile.tflite.metadata_format import _model_bytes, _schema
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(_model_bytes(tflite)), 0)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}

@@ -10,7 +10,7 @@ same shape). Integer outputs (uint8/int8 scores, e.g. the Edge TPU file) keep th
 """
 import flatbuffers
 
-from keras_mobile.tflite.metadata import _model_bytes, _schema
+from keras_mobile.tflite.metadata_format import _model_bytes, _schema
 
 
 def _code(model, op):

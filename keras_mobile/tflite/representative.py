@@ -130,7 +130,9 @@ def set_bn_statistics(model, images):
     (it rejects an ADD whose input/output scale ratio is below 2^-10), depend on those ranges:
     with Keras' default init the activations of deep MobileNets shrink to ~1e-8. Returns `model`."""
     import keras
-    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+    from keras_mobile import graph
+    norms = [layer for layer in graph.sublayers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     for layer in norms:
         layer.momentum = 0.0

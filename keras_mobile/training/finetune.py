@@ -12,6 +12,7 @@ import warnings
 
 import keras
 
+from keras_mobile import graph
 from keras_mobile.layers.naming import SEP, to_timm_path
 
 # Dense layers that hold the ImageNet classes, by family (timm module paths): MobileNetV3/V4
@@ -130,14 +131,10 @@ def unfreeze(model, from_layer=None, freeze_batchnorm=True):
     for layer in layers[start:]:
         layer.trainable = True
         if freeze_batchnorm:
-            for sub in _all_sublayers(layer):
+            for sub in graph.sublayers(layer):
                 if isinstance(sub, keras.layers.BatchNormalization):
                     sub.trainable = False
     return model
-
-
-def _all_sublayers(layer):
-    return layer._flatten_layers(include_self=True, recursive=True)
 
 
 def _load_keras_weights_except_classifier(model, path):
