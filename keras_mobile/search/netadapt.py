@@ -18,6 +18,7 @@ import tempfile
 
 import numpy as np
 
+from keras_mobile.files import save_atomic
 from keras_mobile.search.inherit import inherit, l2_rank
 from keras_mobile.search.latency import HOST_SOURCES, get_source
 from keras_mobile.search.space import TableSpace
@@ -299,7 +300,7 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
                and not state.get("stalled")):
             current, space = _iteration(current, space, state, pricer, train, val, budget_ms, step,
                                         short_term_steps, learning_rate, seed, keep)
-            current.save(paths["current"])
+            save_atomic(paths["current"], current.save)
             _save_json(paths["log"], _log(state, source))
             _save_json(paths["state"], state)
         if not state["done"]:
@@ -313,8 +314,8 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
                        seed + 7919, steps)
             state["final_accuracy"] = evaluate(current, val)
             state["done"] = True
-            current.save(paths["result"])
-            current.save(paths["current"])
+            save_atomic(paths["result"], current.save)
+            save_atomic(paths["current"], current.save)
             _save_json(paths["state"], state)
             _save_json(paths["log"], _log(state, source))
         source.save()

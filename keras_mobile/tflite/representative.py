@@ -156,11 +156,11 @@ def outlier_samples(float_tflite, sample_list, factor=10.0, max_fraction=0.05):
     `max_fraction` of the samples (the most extreme first) are returned: a heavier tail than that is
     the data's real range, not a few odd inputs.
     """
-    from keras_mobile.tflite.inspect import make_interpreter
+    from keras_mobile.tflite.inspect import make_interpreter, op_details
     it = make_interpreter(float_tflite, delegates=False, preserve_all_tensors=True)
     inp = it.get_input_details()[0]
     floats = {d["index"] for d in it.get_tensor_details() if d["dtype"] == np.float32}
-    outputs = sorted({int(i) for op in it._get_ops_details() for i in op["outputs"]} & floats)
+    outputs = sorted({int(i) for op in op_details(it) for i in op["outputs"]} & floats)
     peaks = np.zeros((len(sample_list), len(outputs)), np.float32)
     for n, s in enumerate(sample_list):
         it.set_tensor(inp["index"], np.asarray(s, np.float32))

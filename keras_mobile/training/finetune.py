@@ -6,7 +6,6 @@ know which layers of a keras_mobile model are the classifier and the timm layer 
 "train the head, then everything from `blocks.3` on" is two calls. Change `trainable` before
 `compile` (Keras reads it when the train step is built).
 """
-import os
 import re
 import warnings
 
@@ -54,22 +53,22 @@ def build_finetune_model(name, num_classes, weights="imagenet", input_size=None,
     ctor = get_model(name)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    if isinstance(weights, os.PathLike):
-        weights = os.fspath(weights)
+    from keras_mobile.weights.source import parse
     kw = dict(kwargs, dropout_rate=dropout, drop_path_rate=drop_path_rate,
               classifier_activation=classifier_activation)
     if input_size is not None:
         kw["input_shape"] = (int(input_size), int(input_size), 3)
-    if weights is None:
+    # the architecture (which selects a tag's checkpoint) is only needed, and a probe built, for tags
+    probe_kw = {k: v for k, v in kw.items() if k in ("input_shape", "minimalistic", "alpha")}
+    source = parse(lambda: ctor(weights=None, include_top=False, **probe_kw).timm_name, weights)
+    if source.kind == "none":
         return ctor(weights=None, classes=num_classes, **kw)
-    if isinstance(weights, str) and weights.endswith(".h5"):
-        if not os.path.isfile(weights):
-            raise ValueError(f"weights file not found: {weights}")
+    if source.kind == "keras_file":
         model = ctor(weights=None, classes=num_classes, **kw)
-        _load_keras_weights_except_classifier(model, weights)
+        _load_keras_weights_except_classifier(model, source.path)
         return model
-    ckpt_classes = _checkpoint_classes(ctor, weights, kw)
-    model = ctor(weights=weights, classes=ckpt_classes, **kw)
+    ckpt_classes = source.num_classes or _file_classes(source.path)
+    model = ctor(weights=source.path or source.value, classes=ckpt_classes, **kw)
     if ckpt_classes == num_classes:
         return model
     return replace_classifier(model, num_classes)
@@ -155,20 +154,15 @@ def _load_keras_weights_except_classifier(model, path):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _checkpoint_classes(ctor, weights, kw):
-    """Classes of the checkpoint's classifier (timm files: from the header; tags: the table)."""
-    if isinstance(weights, str) and os.path.isfile(weights):
-        from safetensors import safe_open
-        try:
-            with safe_open(weights, "np") as f:
-                for key in ("classifier.weight", "head.fc.weight", "head.weight"):
-                    if key in f.keys():
-                        return int(f.get_slice(key).get_shape()[0])
-        except Exception:   # unreadable: the constructor raises WeightsError naming the file
-            return 1000
-        raise ValueError(f"{weights} has no classifier weights ({', '.join(CLASSIFIER_NAMES)}); "
-                         f"build the model with include_top=False and add a head yourself")
-    from keras_mobile.weights import registry
-    probe = ctor(weights=None, include_top=False,
-                 **{k: v for k, v in kw.items() if k in ("input_shape", "minimalistic", "alpha")})
-    return registry.resolve(probe.timm_name, weights).num_classes
+def _file_classes(path):
+    """Classes of a timm-layout checkpoint's classifier, from the file's header."""
+    from safetensors import safe_open
+    try:
+        with safe_open(path, "np") as f:
+            for key in ("classifier.weight", "head.fc.weight", "head.weight"):
+                if key in f.keys():
+                    return int(f.get_slice(key).get_shape()[0])
+    except Exception:   # unreadable: the constructor raises WeightsError naming the file
+        return 1000
+    raise ValueError(f"{path} has no classifier weights ({', '.join(CLASSIFIER_NAMES)}); "
+                     f"build the model with include_top=False and add a head yourself")
