@@ -90,21 +90,10 @@ class Profile:
         t["layers"] = len(top)
         return t
 
-    @property
-    def macs(self):
-        return self.totals["macs"]
-
-    @property
-    def params(self):
-        return self.totals["params"]
-
-    @property
-    def weight_bytes(self):
-        return self.totals["weight_bytes"]
-
-    @property
-    def activation_bytes(self):
-        return self.totals["activation_bytes"]
+    # model totals by name: profile.macs, .params, .weight_bytes, .activation_bytes
+    macs, params, weight_bytes, activation_bytes = (
+        property(lambda self, k=k: self.totals[k], doc=f"The model's total {k}.")
+        for k in ("macs", "params", "weight_bytes", "activation_bytes"))
 
     def by_type(self):
         out = {}
