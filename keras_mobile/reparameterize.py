@@ -32,10 +32,6 @@ def reparameterize(model):
 
 
 def _copy_weights(src, dst):
-    for a, b in zip(src.layers, dst.layers):
-        if isinstance(a, keras.Model) and isinstance(b, keras.Model):
-            _copy_weights(a, b)
-        elif _is_train_time(a):
-            continue        # `fused()` already holds the folded weights
-        elif a.weights:
+    for a, b in zip(graph.leaf_layers(src), graph.leaf_layers(dst)):   # the clone has the same structure
+        if a.weights and not _is_train_time(a):        # `fused()` already holds the folded weights
             b.set_weights(a.get_weights())

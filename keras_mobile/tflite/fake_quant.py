@@ -369,9 +369,5 @@ QAT_LAYERS = (ActivationQuantizer, QuantConv, QuantDense, QuantHardSigmoid)
 
 def is_qat_model(model):
     """True when `model` (or a model nested in it) holds fake-quantisation layers."""
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, QAT_LAYERS):
-            return True
-        if isinstance(layer, keras.Model) and is_qat_model(layer):
-            return True
-    return False
+    return isinstance(model, keras.Model) and any(isinstance(layer, QAT_LAYERS)
+                                                   for layer in graph.leaf_layers(model))

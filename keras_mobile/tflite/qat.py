@@ -261,8 +261,8 @@ class _Rewriter:
             return self.rewrite(layer, args[0])
         if callable(getattr(layer, "standard_layers", None)):     # e.g. a fused MobileOne block
             return self.rewrite(layer.standard_layers(), args[0])
-        if isinstance(layer, L.InputLayer) or preserves_scale(layer) or (isinstance(layer, L.Activation)
-                                               and _activation_name(layer) == "linear"):
+        if isinstance(layer, L.InputLayer) or preserves_scale(layer) or (
+                isinstance(layer, L.Activation) and _activation_name(layer) == "linear"):
             return self.clone(layer)(*args, **kwargs)
         if isinstance(layer, (L.Conv2D, L.DepthwiseConv2D)) and type(layer) in (L.Conv2D, L.DepthwiseConv2D):
             return self.conv(layer, x, out, done)

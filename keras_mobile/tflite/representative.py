@@ -73,12 +73,10 @@ def takes_raw_pixels(model):
     """True when the model normalises [0, 255] pixels itself (a keras_mobile 'preprocessing'
     Rescaling layer, possibly inside a nested backbone)."""
     import keras
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Rescaling) and layer.name == "preprocessing":
-            return True
-        if isinstance(layer, keras.Model) and takes_raw_pixels(layer):
-            return True
-    return False
+
+    from keras_mobile import graph
+    return any(isinstance(layer, keras.layers.Rescaling) and layer.name == "preprocessing"
+               for layer in graph.leaf_layers(model))
 
 
 def prepare(data, input_shape, model=None):
