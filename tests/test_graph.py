@@ -20,12 +20,12 @@ def _nested():
     y = L.GlobalAveragePooling2D(name="gap")(y)
     outer = keras.Model(inp, {"logits": L.Dense(2, name="fc")(y)}, name="outer")
     other_in = keras.Input((8, 8, 3))
-    keras.Model(other_in, shared(other_in))       # a second node of `shared`, not in `outer`
-    return outer, inner, shared
+    other = keras.Model(other_in, shared(other_in))       # a second call of `shared`, not in `outer`
+    return outer, other, shared
 
 
 def test_layer_iteration_and_topological_walk():
-    outer, inner, shared = _nested()
+    outer, other, shared = _nested()
     assert [l.name for l in graph.leaf_layers(outer)] == ["img", "inner_in", "inner_conv", "inner_relu",
                                                           "shared", "add", "gap", "fc"]
     assert [l.name for l in graph.all_layers(outer)] == ["img", "inner", "inner_in", "inner_conv",
@@ -36,7 +36,9 @@ def test_layer_iteration_and_topological_walk():
     assert names.index("add") > max(names.index("inner"), names.index("shared"))
     assert names.index("fc") == len(names) - 1
     add_node = dict((op.name, n) for op, n in calls)["add"]
-    assert len(add_node.input_tensors) == 2 and len(shared._inbound_nodes) == 2
+    assert len(add_node.input_tensors) == 2
+    (op, node), = graph.layer_calls(other)
+    assert op is shared and node.input_tensors[0] is other.inputs[0]
     order = [n.operation.name for n in graph.nodes_in_order(outer)]
     assert order[0] == "img" and order[-1] == "fc"
     assert set(graph.output_structure(outer)) == {"logits"}
