@@ -123,14 +123,6 @@ def activation_name(layer):
     return getattr(act, "__name__", None) if act is not None else None
 
 
-def attention_output_dim(layer):
-    """keras.layers.MultiHeadAttention's output width (None: the query's width)."""
-    # private API, checked on Keras 3.15.1: MultiHeadAttention._output_shape (the output_shape
-    # argument: an int, a tuple or None)
-    dim = getattr(layer, "_output_shape", None)
-    return dim if isinstance(dim, int) else None
-
-
 # --- training internals ------------------------------------------------------------------------
 def untrack_variable(optimizer, variable):
     """Drops `variable` from `optimizer.variables` (by identity)."""

@@ -65,13 +65,11 @@ def test_sublayers_and_built_shape():
     assert graph.sublayers(block)[0] is block
 
 
-def test_activation_name_and_attention_width():
+def test_activation_name():
     assert graph.activation_name(L.Activation("hard_swish")) == "hard_silu"
     assert graph.activation_name(L.Conv2D(2, 1)) == "linear"
     assert graph.activation_name(L.Dense(2, activation="relu6")) == "relu6"
     assert graph.activation_name(L.BatchNormalization()) is None
-    assert graph.attention_output_dim(L.MultiHeadAttention(2, 4, output_shape=7)) == 7
-    assert graph.attention_output_dim(L.MultiHeadAttention(2, 4)) is None
 
 
 def test_training_internals():

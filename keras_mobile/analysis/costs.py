@@ -3,8 +3,6 @@ and byte helpers the profiler counts with. Only convolutions, dense layers and t
 attention count MACs; custom layers declare their own with a `macs(input_shape)` method."""
 import numpy as np
 
-from keras_mobile import graph
-
 
 def _shape(t, batch):
     s = tuple(t.shape) if hasattr(t, "shape") else tuple(t)
@@ -51,7 +49,8 @@ def mha_macs(layer, in_shapes):
     h, kd = layer.num_heads, layer.key_dim
     vd = layer.value_dim or kd
     nq, nk = _numel(q[1:-1]), _numel(k[1:-1])
-    out_dim = graph.attention_output_dim(layer) or q[-1]
+    out_shape = layer.get_config().get("output_shape")      # an int, a tuple or None (= query width)
+    out_dim = _numel(out_shape if isinstance(out_shape, (tuple, list)) else (out_shape,)) if out_shape else q[-1]
     return (nq * q[-1] * h * kd + nk * k[-1] * h * kd + nk * v[-1] * h * vd
             + h * nq * nk * (kd + vd) + nq * h * vd * out_dim)
 
