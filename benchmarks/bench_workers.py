@@ -71,9 +71,8 @@ def _dump(res, out):
 # ----------------------------------------------------------------------------------------------
 def worker_keras(cfg, out):
     import numpy as np
-    import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(cfg["threads"])
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from _setup import tensorflow_threads
+    tf = tensorflow_threads(cfg["threads"])
     from keras_mobile.analysis.profile import profile
     res = {"models": {}, "ratios": {}}
     bar = _progress(cfg, sum(map(len, cfg["groups"])))
@@ -138,7 +137,7 @@ def _convert(folder, shape, quant, calib):
     """(.tflite bytes, seconds) as keras_mobile.tflite.export.converter_for configures it, float IO."""
     import numpy as np
     import tensorflow as tf
-    from keras_mobile.analysis.latency_table import _quiet
+    from keras_mobile.analysis.latency_timing import _quiet
     conv = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serve"])
     if quant == "int8":
         rep = np.random.default_rng(0).uniform(-1, 1, (calib,) + tuple(shape)).astype("float32")
@@ -157,12 +156,10 @@ def _interpreter(blob, threads):
 
 
 def _op_counts(it):
+    from keras_mobile.tflite.inspect import op_details
     counts = {}
-    try:
-        for op in it._get_ops_details():   # no public API; only for the op census
-            counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
-    except Exception:  # noqa: BLE001
-        pass
+    for op in op_details(it):
+        counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
     return counts
 
 

@@ -13,14 +13,13 @@ import os
 import sys
 import time
 
-import tensorflow as tf
-tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.threading.set_inter_op_parallelism_threads(1)
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _setup import tensorflow_threads  # noqa: E402
+
+tensorflow_threads(1)
 
 
 def interpreter(path):
@@ -36,10 +35,11 @@ def accuracy(path, xt, yt):
 def tensors(path, images):
     """{name: float array (n, ...)} of every tensor after running `images` one by one, plus the
     execution order of op outputs."""
+    from keras_mobile.tflite import inspect
     it = interpreter(path)
     inp = it.get_input_details()[0]
     order = []
-    for op in it._get_ops_details():
+    for op in inspect.op_details(it):
         order += [int(i) for i in op["outputs"]]
     details = {d["index"]: d for d in it.get_tensor_details()}
     out = {}

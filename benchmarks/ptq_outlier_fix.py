@@ -12,14 +12,13 @@ import os
 import re
 import sys
 
-import tensorflow as tf
-tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.threading.set_inter_op_parallelism_threads(1)
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _setup import tensorflow_threads  # noqa: E402
+
+tensorflow_threads(1)
 from ptq_diagnose import accuracy  # noqa: E402
 
 

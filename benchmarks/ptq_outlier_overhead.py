@@ -13,13 +13,13 @@ import sys
 import tempfile
 import time
 
-import tensorflow as tf
-tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.threading.set_inter_op_parallelism_threads(1)
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _setup import tensorflow_threads  # noqa: E402
+
+tensorflow_threads(1)
 
 
 def main(argv=None):

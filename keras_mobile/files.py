@@ -21,20 +21,24 @@ def umask_mode():
     return 0o666 & ~mask
 
 
-def temp_path(path):
-    """A new empty file next to `path` with the umask's mode; the caller renames or removes it."""
+def temp_path(path, keep_extension=False):
+    """A new empty file next to `path` with the umask's mode; the caller renames or removes it.
+    keep_extension: the name ends like `path` (".keras", ".png"), for writers that pick the
+    format from the file name."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    suffix = ".tmp" + (os.path.splitext(path)[1] if keep_extension else "")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=suffix)
     os.close(fd)
     os.chmod(tmp, umask_mode())
     return tmp
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temp path to write; on success it replaces `path`, on an error it is removed."""
-    tmp = temp_path(path)
+def atomic_path(path, keep_extension=False):
+    """Yields a temp path to write; on success it replaces `path`, on an error it is removed.
+    keep_extension: as for `temp_path` (`model.save`, `savefig` and PIL need the extension)."""
+    tmp = temp_path(path, keep_extension)
     try:
         yield tmp
         os.chmod(tmp, umask_mode())   # again: some writers (safetensors) replace the file they are given
@@ -49,3 +53,11 @@ def write_atomic(path, data):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
+
+
+def save_atomic(path, save):
+    """Calls `save(temp path)` (e.g. `model.save`, `fig.savefig`, `image.save`: writers that
+    take a file name and pick the format from its extension), then renames it to `path`."""
+    with atomic_path(path, keep_extension=True) as tmp:
+        save(tmp)
+    return path

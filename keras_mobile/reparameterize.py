@@ -5,11 +5,17 @@ with every train-time block replaced by its fused form, and copies all other wei
 """
 import keras
 
+from keras_mobile import graph
 from keras_mobile.layers.mobileone_block import MobileOneBlock
 
 
 def _is_train_time(layer):
     return isinstance(layer, MobileOneBlock) and not layer.inference_mode
+
+
+def needs_reparameterization(model):
+    """True when `model` (or a model nested in it) holds a train-time block `reparameterize` fuses."""
+    return any(_is_train_time(layer) for layer in graph.all_layers(model))
 
 
 def reparameterize(model):
@@ -26,10 +32,6 @@ def reparameterize(model):
 
 
 def _copy_weights(src, dst):
-    for a, b in zip(src.layers, dst.layers):
-        if isinstance(a, keras.Model) and isinstance(b, keras.Model):
-            _copy_weights(a, b)
-        elif _is_train_time(a):
-            continue        # `fused()` already holds the folded weights
-        elif a.weights:
+    for a, b in zip(graph.leaf_layers(src), graph.leaf_layers(dst)):   # the clone has the same structure
+        if a.weights and not _is_train_time(a):        # `fused()` already holds the folded weights
             b.set_weights(a.get_weights())

@@ -15,204 +15,17 @@ per model), optionally mapped to whole-model time by a correction fitted on meas
     table.measure_model(model)          # fills missing entries
     ms = table.predict(model)           # no measurement needed once the blocks are known
     table.save("lut.json")
+
+The blocks are cut by `latency_blocks`, timed by `latency_timing`; this module holds the table.
 """
-import hashlib
 import json
 import os
-import re
-import statistics
-import time
 
 import numpy as np
 
-_TOKEN = re.compile(r"[^._/:-]+")
-
-
-def block_of(layer_name):
-    """Group key of a layer, as a timm module path: its path cut after the 2nd index, or the part
-    after the 1st ("blocks-2-0-dw_mid-conv" -> "blocks.2.0"). Tokens may be separated by any of
-    `. _ / : -`, so models from elsewhere group too; the package's "-" maps back to "." by the one
-    naming rule (keras_mobile.layers.naming). A name without an index is its own group."""
-    from keras_mobile.layers.naming import to_timm_path
-    toks = list(_TOKEN.finditer(layer_name))
-    idx = [i for i, t in enumerate(toks) if t.group().isdigit()]
-    if len(idx) >= 2:
-        return to_timm_path(layer_name[:toks[idx[1]].end()])
-    if len(idx) == 1 and idx[0] + 1 < len(toks):
-        return to_timm_path(layer_name[:toks[idx[0] + 1].end()])
-    return to_timm_path(layer_name)
-
-
-def _config_key(layer):
-    try:
-        cfg = dict(layer.get_config())
-    except Exception:  # raw keras.ops nodes
-        cfg = {}
-    cfg.pop("name", None)
-    cfg.pop("trainable", None)
-    cfg.pop("dtype", None)
-    return [type(layer).__name__, json.dumps(cfg, sort_keys=True, default=str)]
-
-
-def _nodes(model):
-    """[(layer, node)] of a functional model in topological order (skipping input layers)."""
-    try:
-        from keras.src.ops.function import make_node_key
-    except Exception:  # pragma: no cover
-        make_node_key = None
-    keys = getattr(model, "_nodes", None)
-    out = []
-    for op in model.operations:
-        if type(op).__name__ == "InputLayer":
-            continue
-        for i, node in enumerate(op._inbound_nodes):
-            if keys is not None and make_node_key is not None and make_node_key(op, i) not in keys:
-                continue
-            out.append((op, node))
-    return out
-
-
-class Block:
-    def __init__(self, name):
-        self.name = name
-        self.items = []     # (layer, node)
-
-    def external_inputs(self):
-        produced = {id(t) for _, n in self.items for t in n.outputs}
-        seen, ins = set(), []
-        for _, n in self.items:
-            for t in n.input_tensors:
-                if id(t) not in produced and id(t) not in seen:
-                    seen.add(id(t))
-                    ins.append(t)
-        return ins
-
-    def key(self, batch_size=1):
-        ins = [[batch_size] + list(t.shape[1:]) for t in self.external_inputs()]
-        desc = json.dumps({"inputs": ins, "layers": [_config_key(l) for l, _ in self.items]}, sort_keys=True)
-        kinds = "+".join(dict.fromkeys(type(l).__name__ for l, _ in self.items if type(l).__name__ not in
-                                       ("BatchNormalization", "Activation", "ReLU", "ZeroPadding2D")))
-        return f"{kinds[:60]}|{'x'.join(str(d) for d in ins[0]) if ins else ''}|" + \
-            hashlib.sha1(desc.encode()).hexdigest()[:12]
-
-    def to_model(self, batch_size=1):
-        """The block as a standalone Keras model (shares the layers and weights)."""
-        import keras
-        ext = self.external_inputs()
-        mapping = {}
-        inputs = []
-        for i, t in enumerate(ext):
-            inp = keras.Input(batch_shape=(batch_size,) + tuple(t.shape[1:]), name=f"in{i}")
-            mapping[id(t)] = inp
-            inputs.append(inp)
-
-        def sub(x):
-            return mapping.get(id(x), x) if hasattr(x, "shape") else x
-        last = None
-        for layer, node in self.items:
-            args = keras.tree.map_structure(sub, node.arguments.args)
-            kwargs = keras.tree.map_structure(sub, node.arguments.kwargs)
-            out = layer(*args, **kwargs)
-            flat_new, flat_old = keras.tree.flatten(out), node.outputs
-            for o_old, o_new in zip(flat_old, flat_new):
-                mapping[id(o_old)] = o_new
-            last = out
-        produced_ids = {id(t) for _, n in self.items for t in n.input_tensors}
-        outs = [mapping[id(t)] for _, n in self.items for t in n.outputs if id(t) not in produced_ids]
-        outs = outs or keras.tree.flatten(last)
-        return keras.Model(inputs, outs if len(outs) > 1 else outs[0], name=self.name.replace(".", "_"))
-
-
-def _unwrap(model):
-    """A wrapper around one nested functional model (e.g. a fixed-batch export wrapper) -> the inner model."""
-    import keras
-    ops_ = [op for op in model.operations if type(op).__name__ != "InputLayer"]
-    if len(ops_) == 1 and isinstance(ops_[0], keras.Model) and hasattr(ops_[0], "operations"):
-        return _unwrap(ops_[0])
-    return model
-
-
-def blocks(model):
-    """The model's blocks, in order (consecutive layers with the same block_of key)."""
-    model = _unwrap(model)
-    out, by_name = [], {}
-    for layer, node in _nodes(model):
-        b = block_of(layer.name)
-        if b not in by_name:
-            by_name[b] = Block(b)
-            out.append(by_name[b])
-        by_name[b].items.append((layer, node))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-class _quiet:
-    """Silence the converter's stdout/stderr chatter (it prints from C++ and Python)."""
-
-    def __enter__(self):
-        import sys
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self.saved = [os.dup(1), os.dup(2)]
-        self.null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(self.null, 1)
-        os.dup2(self.null, 2)
-
-    def __exit__(self, *exc):
-        import sys
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(self.saved[0], 1)
-        os.dup2(self.saved[1], 2)
-        for fd in self.saved + [self.null]:
-            os.close(fd)
-
-
-QUANTIZATIONS = ("float32", "int8")
-
-
-def to_tflite(model, quantization="float32", quiet=True):
-    """Batch-1 .tflite bytes of `model` through the package converter (`tflite.export.converter_for`).
-
-    int8 is calibrated on random normal inputs (timing does not depend on the scales) with float
-    IO, as a block slice of an int8 model would be fed by the previous slice's dequantized output."""
-    from keras_mobile.tflite.export import converter_for
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    rep = None
-    if quantization == "int8":
-        shape = tuple(model.inputs[0].shape[1:])
-        rep = np.random.default_rng(0).standard_normal((8,) + shape).astype("float32")
-    conv = converter_for(model, quantization, rep, "float32", "float32", num_calibration_steps=8,
-                         progress=False)
-    if not quiet:
-        return conv.convert()
-    with _quiet():
-        return conv.convert()
-
-
-def time_tflite(content, num_threads=1, runs=20, warmup=3, seconds=None):
-    """Median seconds per invoke of a .tflite (bytes or path) in the LiteRT interpreter."""
-    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
-    it = random_inputs(make_interpreter(content, num_threads=num_threads))
-    for _ in range(warmup):
-        it.invoke()
-    times = []
-    t_end = time.perf_counter() + seconds if seconds else None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        it.invoke()
-        times.append(time.perf_counter() - t0)
-        if t_end and time.perf_counter() > t_end and len(times) >= 3:
-            break
-    return statistics.median(times)
-
-
-def _overhead(num_threads, quantization="float32"):
-    import keras
-    x = keras.Input(batch_shape=(1, 4))
-    m = keras.Model(x, keras.layers.Dense(4)(x))
-    return time_tflite(to_tflite(m, quantization), num_threads, runs=200, warmup=20)
+from keras_mobile.analysis.latency_blocks import Block, block_of, blocks  # noqa: F401
+from keras_mobile.analysis.latency_timing import (  # noqa: F401
+    QUANTIZATIONS, _overhead, measure_model_latency, time_tflite, to_tflite)
 
 
 class LatencyTable:
@@ -370,11 +183,6 @@ def _host():
     import platform
     return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count()}
-
-
-def measure_model_latency(model, num_threads=1, runs=20, quantization="float32"):
-    """Whole-model LiteRT latency (seconds, median) of the float32 or int8 file."""
-    return time_tflite(to_tflite(model, quantization), num_threads, runs=runs)
 
 
 def spearman(a, b):

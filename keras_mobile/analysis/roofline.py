@@ -101,6 +101,7 @@ def plot_ridge_sweep(ridges, results, path, title="Roofline latency vs ridge poi
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from keras_mobile.files import save_atomic
+    save_atomic(path, lambda p: fig.savefig(p, dpi=120))
     plt.close(fig)
     return path

@@ -108,7 +108,8 @@ def plot(log, measured, path, same_axis):
     ax.set_ylabel("validation accuracy")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from keras_mobile.files import save_atomic
+    save_atomic(path, lambda p: fig.savefig(p, dpi=120))
     plt.close(fig)
 
 

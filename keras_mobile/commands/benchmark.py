@@ -92,8 +92,8 @@ def run(args):
         print(f"roofline host: {host.peak_macs / 1e9:.1f} GMAC/s, {host.bandwidth / 1e9:.1f} GB/s "
               f"(ridge {host.ridge:.1f} MACs/byte)")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
+        from keras_mobile.files import write_atomic
+        write_atomic(args.json, json.dumps(rows, indent=1).encode())
     return 0
 
 

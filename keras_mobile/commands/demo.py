@@ -76,7 +76,8 @@ def run(args):
     train_s = time.time() - t0
     keras_pred = model.predict(x_test, verbose=0).argmax(-1)
     keras_acc = float((keras_pred == y_test).mean())
-    model.save(os.path.join(args.out, "model.keras"))
+    from keras_mobile.files import save_atomic, write_atomic
+    save_atomic(os.path.join(args.out, "model.keras"), model.save)
 
     results = {"model": args.model, "train_seconds": round(train_s, 1), "keras_accuracy": keras_acc,
                "loss_first_epoch": hist.history["loss"][0], "loss_last_epoch": hist.history["loss"][-1]}
@@ -92,8 +93,7 @@ def run(args):
         print(report)
     results["int8_vs_keras_top1_agreement"] = float((preds["int8"] == keras_pred).mean())
     results["picture"] = _draw(x_test[:24], y_test[:24], preds["int8"][:24], args.out)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    write_atomic(os.path.join(args.out, "results.json"), json.dumps(results, indent=1).encode())
     print(json.dumps(results, indent=1))
     return 0
 
@@ -111,6 +111,5 @@ def _draw(images, labels, preds, out):
         canvas.paste(tile, (c * cell + 4, r * (cell + 16) + 4))
         draw.text((c * cell + 8, r * (cell + 16) + cell - 2), f"pred {p}",
                   fill="green" if p == y else "red")
-    path = os.path.join(out, "predictions.png")
-    canvas.save(path)
-    return path
+    from keras_mobile.files import save_atomic
+    return save_atomic(os.path.join(out, "predictions.png"), canvas.save)

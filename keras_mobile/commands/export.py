@@ -29,9 +29,12 @@ def run(args):
 
     from keras_mobile.commands._common import build
     from keras_mobile.tflite import edgetpu, export
-    if args.edgetpu and args.quant not in (None, "int8"):
-        raise ValueError(f"--edgetpu exports full int8; drop --quant {args.quant}")
-    quant = "int8" if args.edgetpu else (args.quant or "float32")
+    from keras_mobile.tflite.export import resolve_settings
+    target = "edgetpu" if args.edgetpu else None
+    try:
+        quant = resolve_settings(args.quant, target)[0]     # export's own rule for the target
+    except ValueError:
+        raise ValueError(f"--edgetpu exports full int8; drop --quant {args.quant}") from None
     if args.calib_dir and quant == "int8":
         from keras_mobile.tflite.representative import image_files
         image_files(args.calib_dir)   # a missing or empty folder fails before the model is built
@@ -49,8 +52,8 @@ def run(args):
             shape = (args.calib_synthetic,) + tuple(model.input_shape[1:])
             data = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
     metadata = True if (args.metadata or args.labels) else None
-    report = export(model, out, None if args.edgetpu else quant, representative_data=data, metadata=metadata,
-                    labels=args.labels, target="edgetpu" if args.edgetpu else None)
+    report = export(model, out, quant, representative_data=data, metadata=metadata, labels=args.labels,
+                    target=target)
     print(report)
     if args.edgetpu:
         if shutil.which("edgetpu_compiler"):

@@ -19,5 +19,9 @@ class LayerScale(keras.layers.Layer):
     def call(self, x):
         return x * keras.ops.cast(self.gamma, x.dtype)
 
+    def channel_scale(self):
+        """The per-channel factor (numpy): QAT writes a LayerScale as an exact 1x1 depthwise conv."""
+        return keras.ops.convert_to_numpy(self.gamma)
+
     def get_config(self):
         return {**super().get_config(), "init_value": self.init_value}

@@ -60,6 +60,11 @@ class MultiQueryAttentionCore(keras.layers.Layer):
         q = input_shapes[0]
         return (q[0], q[1], q[2], self.num_heads * self.value_dim)
 
+    def macs(self, input_shapes):
+        """Multiply-adds of q @ k^T and attn @ v: heads * HW * HW' * (key_dim + value_dim)."""
+        (_, h, w, _), (_, hk, wk, _) = input_shapes[0], input_shapes[1]
+        return self.num_heads * h * w * hk * wk * (self.key_dim + self.value_dim)
+
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "value_dim": self.value_dim, "kv_heads": self.kv_heads}

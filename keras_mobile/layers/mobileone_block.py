@@ -12,7 +12,8 @@ whole block; sublayer names follow timm `MobileOneBlock` (`conv_kxk.{i}.conv`, `
 import keras
 import numpy as np
 from keras import ops
-from keras_mobile.layers.naming import to_layer_name
+from keras_mobile import graph
+from keras_mobile.layers.naming import child, to_layer_name
 
 
 def _conv(filters, kernel, strides, depthwise, use_bias, name):
@@ -143,12 +144,36 @@ class MobileOneBlock(keras.layers.Layer):
         """A new block in inference mode holding the folded weights."""
         cfg = {**self.get_config(), "inference_mode": True}
         block = MobileOneBlock.from_config(cfg)
-        block.build(self._build_shapes_dict["input_shape"])
+        block.build(graph.built_input_shape(self))
         block.reparam_conv.set_weights(list(self.fused_kernel_and_bias()))
         if self.se_channels:
             block.fc1.set_weights(self.fc1.get_weights())
             block.fc2.set_weights(self.fc2.get_weights())
         return block
+
+    def standard_layers(self):
+        """The fused block as a functional model of plain Keras layers that computes the same:
+        ZeroPadding2D, conv with bias, [SE: pool, 1x1 conv, ReLU, 1x1 conv, sigmoid, Multiply],
+        ReLU, holding copies of its weights and named after the block (`<name>-reparam_conv`,
+        `<name>-attn-fc1`, ...). QAT rewrites a block through it layer by layer."""
+        if not self.inference_mode:
+            raise ValueError(f"{self.name} is a train-time block: call fused() first")
+        L, n, k = keras.layers, self.name, self.kernel_size
+        x = inp = keras.Input(batch_shape=graph.built_input_shape(self))
+        if (k - 1) // 2:
+            x = L.ZeroPadding2D((k - 1) // 2, name=child(n, "pad"))(x)
+        conv = _conv(self.filters, k, self.strides, self.depthwise, True, child(n, "reparam_conv"))
+        y = conv(x)
+        conv.set_weights(self.reparam_conv.get_weights())
+        if self.se_channels:
+            s = L.GlobalAveragePooling2D(keepdims=True, name=child(n, "attn.pool"))(y)
+            for src, sub, act in ((self.fc1, "attn.fc1", "relu"), (self.fc2, "attn.fc2", "sigmoid")):
+                fc = L.Conv2D(src.filters, 1, use_bias=True, name=child(n, sub))
+                s = fc(s)
+                fc.set_weights(src.get_weights())
+                s = L.Activation(act, name=child(n, sub + ".act"))(s)
+            y = L.Multiply(name=child(n, "attn.scale"))([y, s])
+        return keras.Model(inp, L.ReLU(name=child(n, "act"))(y), name=n)
 
     def timm_keys(self):
         """[(variable, timm key relative to this block's module path)]."""

@@ -5,6 +5,8 @@ from keras_mobile.layers.naming import child
 
 @keras.saving.register_keras_serializable(package="keras_mobile")
 class StochasticDepth(keras.layers.Layer):
+    identity_at_inference = True    # export / QAT treat it as a pass-through
+
     def __init__(self, rate=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = float(rate)

@@ -18,6 +18,7 @@ import tempfile
 
 import numpy as np
 
+from keras_mobile.files import save_atomic
 from keras_mobile.search.inherit import inherit, l2_rank
 from keras_mobile.search.latency import HOST_SOURCES, get_source
 from keras_mobile.search.space import TableSpace
@@ -212,7 +213,7 @@ def _save_model(model, path):
     include_optimizer for .keras, and Adam's two slots per weight triple the file)."""
     copy = type(model).from_config(model.get_config())     # clone_model would compile it again
     copy.set_weights(model.get_weights())
-    copy.save(path)
+    save_atomic(path, copy.save)
 
 
 def _progress(total, desc):

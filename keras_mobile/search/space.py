@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 
 import keras
 
+from keras_mobile import graph
 from keras_mobile.applications import builder
 from keras_mobile.applications.blocks import BLOCKS, BlockContext, make_divisible, round_channels
 from keras_mobile.layers.naming import to_layer_name
@@ -85,27 +86,6 @@ def _build_kwargs(model):
         kw["pooling"] = ("avg" if "GlobalAveragePooling2D" in types[-2:] else
                          "max" if "GlobalMaxPooling2D" in types[-2:] else None)
     return kw
-
-
-def _ops_between(x_in, x_out):
-    """Operations computing x_out from x_in (walking the graph back), in no particular order."""
-    ops, stack, seen = [], [x_out], set()
-    while stack:
-        t = stack.pop()
-        if t is x_in or id(t) in seen:
-            continue
-        seen.add(id(t))
-        hist = getattr(t, "_keras_history", None)
-        if hist is None:
-            continue
-        op = hist[0]
-        if type(op).__name__ == "InputLayer":
-            continue
-        if op not in ops:
-            ops.append(op)
-        node = op._inbound_nodes[hist[1]]
-        stack.extend(node.input_tensors)
-    return ops
 
 
 class Built:
@@ -216,8 +196,8 @@ class TableSpace:
             rec["in_shapes"].append(tuple(x_in.shape[1:]))
 
         model = builder.build_model(self.spec, on_block=on_block, **self.build_kwargs)
-        rec["ops"] = [_ops_between(a, b) for a, b in rec["io"]]
-        stem = _ops_between(model.inputs[0], rec["io"][0][0])
+        rec["ops"] = [graph.operations_between(a, b) for a, b in rec["io"]]
+        stem = graph.operations_between(model.inputs[0], rec["io"][0][0])
         return Built(model, rec, stem)
 
     def row_model(self, i, in_shape):

@@ -131,7 +131,7 @@ class VersionVerdict:
 
 def op_versions(tflite):
     """[(op name, version)] of a .tflite file's operator codes (path or bytes), read from the flatbuffer."""
-    from keras_mobile.tflite.metadata import _model_bytes, _schema
+    from keras_mobile.tflite.metadata_format import _model_bytes, _schema
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(_model_bytes(tflite)), 0)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -230,10 +230,10 @@ def _edge(verdict):
 
 def analyze(tflite_path):
     """Predicts the EdgeTPU mapping of a .tflite file without the compiler."""
-    from keras_mobile.tflite.inspect import make_interpreter
+    from keras_mobile.tflite.inspect import make_interpreter, op_details
     it = make_interpreter(tflite_path, delegates=False)
     tensors = {t["index"]: t for t in it.get_tensor_details()}
-    ops = it._get_ops_details()
+    ops = op_details(it)
     graph_in = {d["index"] for d in it.get_input_details()}
     graph_out = {d["index"] for d in it.get_output_details()}
     produced = {i for o in ops for i in o["outputs"]}

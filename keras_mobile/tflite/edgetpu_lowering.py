@@ -18,6 +18,9 @@ same function.
 import keras
 from keras import ops
 
+from keras_mobile import graph
+from keras_mobile.graph import activation_name as _activation_name
+
 HARD_SWISH_NAMES = ("hard_silu", "hard_swish")
 GELU_NAMES = ("gelu", "_gelu_exact")
 
@@ -65,11 +68,6 @@ def _last_axis_layer_norm(layer):
     return len(axes) == 1 and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1))
 
 
-def _activation_name(layer):
-    act = getattr(layer, "activation", None)
-    return getattr(act, "__name__", None)
-
-
 def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True):
     """Returns (model, changes): a clone sharing `model`'s weights in which ops the Edge TPU lacks
     are rewritten into supported ones (hard-swish -> MUL/ADD+RELU6/MUL, exact; GELU ->
@@ -79,9 +77,9 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True):
     rewrites = {name: hard_swish_edgetpu for name in HARD_SWISH_NAMES}
     if approximate_gelu:
         rewrites.update({name: gelu_edgetpu for name in GELU_NAMES})
-    targets = {id(layer): rewrites[_activation_name(layer)] for layer in _all_layers(model)
+    targets = {id(layer): rewrites[_activation_name(layer)] for layer in graph.leaf_layers(model)
                if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in rewrites}
-    norms = {id(layer) for layer in _all_layers(model) if explicit_layer_norm and _last_axis_layer_norm(layer)}
+    norms = {id(layer) for layer in graph.leaf_layers(model) if explicit_layer_norm and _last_axis_layer_norm(layer)}
     if not targets and not norms:
         return model, []
 
@@ -113,11 +111,3 @@ def xnnpack_int8_friendly(model):
     another delegate partition; MUL and ADD+RELU6 are delegated. Returns (model, changes) as
     `edgetpu_friendly` does."""
     return edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False)
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-        else:
-            yield layer

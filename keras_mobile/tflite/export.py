@@ -18,6 +18,7 @@ from keras_mobile.tflite.inspect import inspect
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "uint8", "int8")
+TARGETS = (None, "edgetpu")
 
 
 def check_backend():
@@ -29,6 +30,27 @@ def check_backend():
             f"keras_mobile.tflite needs the TensorFlow backend; this process runs Keras on {backend!r}. "
             "Save the model (model.save('m.keras')) and export it in a process started with "
             "KERAS_BACKEND=tensorflow (layer names and weights are the same on every backend).")
+
+
+def resolve_settings(quantization=None, target=None, input_dtype=None, output_dtype=None, batch_size=1):
+    """(quantization, input_dtype, output_dtype) that `export` uses for these arguments.
+
+    The one place the defaults and the target rule are decided (the CLI asks it too): float32 by
+    default, uint8 input for int8; target="edgetpu" means int8 with uint8 input, uint8 (or
+    float32, dequantized on the CPU) output and batch 1. Raises ValueError for a bad target or a
+    combination the target does not allow."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be None or 'edgetpu', got {target!r}")
+    if target == "edgetpu":
+        if quantization not in (None, "int8") or batch_size != 1 or input_dtype not in (None, "uint8") \
+                or output_dtype not in (None, "uint8", "float32"):
+            raise ValueError("target='edgetpu' means int8 with uint8 input, uint8 (or float32, dequantized "
+                             "on the CPU) output and batch_size=1; leave quantization, input_dtype and "
+                             "batch_size at their defaults")
+        return "int8", "uint8", output_dtype or "uint8"
+    quantization = quantization or "float32"
+    return (quantization, input_dtype or ("uint8" if quantization == "int8" else "float32"),
+            output_dtype or "float32")
 
 
 def _check(model, quantization, representative_data, input_dtype, output_dtype):
@@ -173,26 +195,16 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             that drive some activation past 10x its usual peak (see `converter_for`); False
             calibrates plain min/max over every sample.
     """
-    if target not in (None, "edgetpu"):
-        raise ValueError(f"target must be None or 'edgetpu', got {target!r}")
+    quantization, input_dtype, output_dtype = resolve_settings(quantization, target, input_dtype, output_dtype,
+                                                               batch_size)
     lowering, original = [], model
     if target == "edgetpu":
         from keras_mobile.tflite.edgetpu_lowering import edgetpu_friendly
-        if quantization not in (None, "int8") or batch_size != 1 or input_dtype not in (None, "uint8") \
-                or output_dtype not in (None, "uint8", "float32"):
-            raise ValueError("target='edgetpu' means int8 with uint8 input, uint8 (or float32, dequantized "
-                             "on the CPU) output and batch_size=1; leave quantization, input_dtype and "
-                             "batch_size at their defaults")
-        quantization, input_dtype, output_dtype = "int8", "uint8", output_dtype or "uint8"
         model, lowering = edgetpu_friendly(model)
-    quantization = quantization or "float32"
-    output_dtype = output_dtype or "float32"
     ptq = quantization == "int8" and not _is_qat(model)
     if ptq and target is None:
         from keras_mobile.tflite.edgetpu_lowering import xnnpack_int8_friendly
         model, lowering = xnnpack_int8_friendly(model)
-    if input_dtype is None:
-        input_dtype = "uint8" if quantization == "int8" else "float32"
     if labels is not None:
         metadata = dict(metadata) if isinstance(metadata, dict) else {}
         metadata["labels"] = labels

@@ -15,14 +15,20 @@ import weakref
 import keras
 from keras import ops
 
-from keras_mobile.layers.stochastic_depth import StochasticDepth
+from keras_mobile import graph
 
 L = keras.layers
 # layers whose int8 output keeps its input's scale (TFLite requires it, or it is free)
 SCALE_PRESERVING = (L.ZeroPadding2D, L.ZeroPadding1D, L.Cropping2D, L.Flatten, L.Reshape, L.Permute,
                     L.Dropout, L.SpatialDropout2D, L.GaussianNoise, L.GaussianDropout,
                     L.ActivityRegularization, L.Identity, L.MaxPooling2D, L.MaxPooling1D,
-                    L.GlobalMaxPooling2D, L.GlobalMaxPooling1D, L.UpSampling2D, StochasticDepth)
+                    L.GlobalMaxPooling2D, L.GlobalMaxPooling1D, L.UpSampling2D)
+
+
+def preserves_scale(layer):
+    """A layout op of SCALE_PRESERVING, or a layer that declares `identity_at_inference = True`
+    (e.g. StochasticDepth): its int8 output keeps its input's scale."""
+    return isinstance(layer, SCALE_PRESERVING) or getattr(layer, "identity_at_inference", False) is True
 
 # TFLite requires these exact output scales for its int8 LOGISTIC/SOFTMAX/TANH kernels; using the
 # same ranges in Keras keeps the converter from adding a requantise step and the outputs equal.
@@ -89,15 +95,14 @@ def _upstream_quantizer(x):
     """The ActivationQuantizer whose output reaches symbolic tensor `x` through scale-preserving
     layers, or None."""
     for _ in range(16):
-        history = getattr(x, "_keras_history", None)
-        if history is None:
+        made = graph.producer(x)
+        if made is None:
             return None
-        op = history.operation
+        op, node = made
         if isinstance(op, ActivationQuantizer):
             return op
-        if not isinstance(op, SCALE_PRESERVING):
+        if not preserves_scale(op):
             return None
-        node = op._inbound_nodes[history.node_index]
         if len(node.input_tensors) != 1:
             return None
         x = node.input_tensors[0]
@@ -364,9 +369,5 @@ QAT_LAYERS = (ActivationQuantizer, QuantConv, QuantDense, QuantHardSigmoid)
 
 def is_qat_model(model):
     """True when `model` (or a model nested in it) holds fake-quantisation layers."""
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, QAT_LAYERS):
-            return True
-        if isinstance(layer, keras.Model) and is_qat_model(layer):
-            return True
-    return False
+    return isinstance(model, keras.Model) and any(isinstance(layer, QAT_LAYERS)
+                                                   for layer in graph.leaf_layers(model))

@@ -30,6 +30,13 @@ def make_interpreter(path, delegates=True, num_threads=None, preserve_all_tensor
     return it
 
 
+def op_details(it):
+    """[{"index", "op_name", "inputs", "outputs"}] of an interpreter's ops, in execution order."""
+    # private LiteRT API (Interpreter._get_ops_details), checked on ai-edge-litert 2.3.0: the
+    # interpreter has no public op listing
+    return it._get_ops_details()
+
+
 def random_inputs(it, seed=0):
     """Fills every input of an interpreter for timing: N(0, 1) floats, uniform integers over the
     dtype's range. Returns `it`."""
@@ -118,7 +125,7 @@ def inspect(path, quantized=None):
         raise FileNotFoundError(f"no TFLite file at {path}")
     plain = make_interpreter(path, delegates=False)
     details = {t["index"]: t for t in plain.get_tensor_details()}
-    ops = plain._get_ops_details()
+    ops = op_details(plain)
     hist = Counter(o["op_name"] for o in ops)
     graph_inputs = {d["index"] for d in plain.get_input_details()}
     graph_outputs = {d["index"] for d in plain.get_output_details()}
@@ -165,7 +172,7 @@ def xnnpack_partitions(path):
     """(number of XNNPACK delegate partitions, [(index, op)] of the ops left outside them) for a
     .tflite file under LiteRT's default delegate. A DELEGATE node lists only its boundary tensors,
     so the ops it replaced are found by walking back from its outputs to its inputs."""
-    ops = make_interpreter(path, delegates=True)._get_ops_details()
+    ops = op_details(make_interpreter(path, delegates=True))
     producer = {t: o["index"] for o in ops if o["op_name"] != "DELEGATE" for t in o["outputs"]}
     covered = set()
     delegates = [o for o in ops if o["op_name"] == "DELEGATE"]

@@ -11,7 +11,7 @@ Integer outputs (uint8/int8 scores, e.g. the Edge TPU file) keep the int8 SOFTMA
 """
 import flatbuffers
 
-from keras_mobile.tflite.metadata import _model_bytes, _schema
+from keras_mobile.tflite.metadata_format import _model_bytes, _schema
 
 
 def _code(model, op):

@@ -7,8 +7,10 @@ The functional graph is rebuilt node by node (nested functional models are inlin
   4D BatchNormalization, `Rescaling`/`Normalization` preprocessing and 4D `LayerScale` become
   `QuantConv`s too (a per-channel scale is an exactly quantisable 1x1 depthwise conv).
 * Dense -> `QuantDense` (per-tensor int8 weights, like TFLite's FULLY_CONNECTED).
-* Fused MobileOne blocks (train-time ones are reparameterised first) -> pad + `QuantConv`
-  (+ SE) + ReLU.
+* Layers that offer `standard_layers()` (a functional model of plain Keras layers computing the
+  same, e.g. a fused MobileOne block: pad + conv + [SE] + ReLU) are inlined as that model and
+  rewritten by the rules here; train-time reparameterisable blocks are fused first. A 4D layer
+  with `channel_scale()` (LayerScale) is a per-channel scale.
 * An `ActivationQuantizer` goes after every tensor TFLite stores in int8: the model input,
   conv/dense outputs, activations, adds, multiplies, pools... but not between a conv and a
   ReLU/ReLU6 (or hard-sigmoid) it fuses, nor after layout ops (padding, reshape, max-pool)
@@ -26,16 +28,14 @@ import keras
 import numpy as np
 from keras import tree
 
-from keras_mobile.layers.layer_scale import LayerScale
-from keras_mobile.layers.mobileone_block import MobileOneBlock
-from keras_mobile.layers.naming import child, to_timm_path
+from keras_mobile import graph
+from keras_mobile.graph import activation_name as _activation_name
+from keras_mobile.layers.naming import child
 from keras_mobile.tflite.edgetpu_lowering import HARD_SWISH_NAMES
 from keras_mobile.tflite.fake_quant import (
-    FIXED_RANGES, SCALE_PRESERVING, ActivationQuantizer, QuantConv, QuantDense, QuantHardSigmoid,
-    is_qat_model)
+    FIXED_RANGES, ActivationQuantizer, QuantConv, QuantDense, QuantHardSigmoid, is_qat_model, preserves_scale)
 
 L = keras.layers
-PASS_THROUGH = (L.InputLayer,) + SCALE_PRESERVING
 # ops with their own int8 kernels that need an output range
 QUANTIZED_AS_IS = (L.Add, L.Subtract, L.Multiply, L.Concatenate, L.Average, L.Maximum, L.Minimum,
                    L.GlobalAveragePooling2D, L.GlobalAveragePooling1D, L.AveragePooling2D,
@@ -80,7 +80,7 @@ def quantize_model(model, input_range="auto", freeze_bn=False, ema_decay=0.99,
         ValueError: for a model that is not functional, holds shared layers, is channels-first,
             is already quantization-aware, or for a bad `input_range`.
     """
-    if not hasattr(model, "_nodes_by_depth") or isinstance(model, keras.Sequential):
+    if not graph.is_functional(model) or isinstance(model, keras.Sequential):
         raise ValueError(f"quantize_model needs a functional model (keras.Model(inputs, outputs)); "
                          f"{getattr(model, 'name', model)!r} is {type(model).__name__}")
     if is_qat_model(model):
@@ -93,8 +93,8 @@ def quantize_model(model, input_range="auto", freeze_bn=False, ema_decay=0.99,
         if not lo <= 0.0 <= hi or hi <= lo:
             raise ValueError(f"input_range must contain 0 and satisfy min < max, got {input_range!r}")
         input_range = (lo, hi)
-    if any(isinstance(layer, MobileOneBlock) and not layer.inference_mode for layer in _all_layers(model)):
-        from keras_mobile.reparameterize import reparameterize
+    from keras_mobile.reparameterize import needs_reparameterization, reparameterize
+    if needs_reparameterization(model):
         model = reparameterize(model)      # QAT trains the deployed (single conv) form
     if hard_swish not in ("native", "mul"):
         raise ValueError(f"hard_swish must be 'native' or 'mul', got {hard_swish!r}")
@@ -121,7 +121,7 @@ def calibrate(qat_model, data, steps=64, batch_size=16, progress=True):
     reach on `data` (the same forms `export` accepts). Returns the number of samples used."""
     from keras_mobile.progress import progress_bar
     from keras_mobile.tflite import representative
-    quantizers = [q for q in _all_layers(qat_model)
+    quantizers = [q for q in graph.all_layers(qat_model)
                   if isinstance(q, ActivationQuantizer) and q.fixed_range is None]
     if not quantizers:
         raise ValueError(f"{qat_model.name} has no activation quantizers; call quantize_model first")
@@ -148,16 +148,9 @@ def calibrate(qat_model, data, steps=64, batch_size=16, progress=True):
     return n
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
 def _input_name(tensor, i):
-    layer = tensor._keras_history.operation if hasattr(tensor, "_keras_history") else None
-    return layer.name if layer is not None else f"input_{i}"
+    made = graph.producer(tensor)
+    return made[0].name if made is not None else f"input_{i}"
 
 
 def _is_relu(layer):
@@ -167,11 +160,6 @@ def _is_relu(layer):
         return (cfg.get("negative_slope") or 0.0) == 0.0 and (cfg.get("threshold") or 0.0) == 0.0 \
             and cfg.get("max_value") in (None, 6.0, 6)
     return isinstance(layer, L.Activation) and _activation_name(layer) in _RELU_NAMES
-
-
-def _activation_name(layer):
-    act = layer.get_config().get("activation")
-    return act if isinstance(act, str) else getattr(layer.activation, "__name__", str(act))
 
 
 def _is_hard_swish(layer):
@@ -213,8 +201,7 @@ class _Rewriter:
 
     # -- graph walk ------------------------------------------------------------------------
     def rewrite(self, model, inputs, top=False):
-        nodes = [n for depth in sorted(model._nodes_by_depth, reverse=True)
-                 for n in model._nodes_by_depth[depth]]
+        nodes = graph.nodes_in_order(model)
         consumers = defaultdict(list)
         calls = defaultdict(int)
         for node in nodes:
@@ -241,7 +228,7 @@ class _Rewriter:
             outs = self.node(node, args, kwargs, done)
             for t, y in zip(node.outputs, tree.flatten(outs)):
                 tensors.setdefault(id(t), y)
-        outputs = tree.pack_sequence_as(model._outputs_struct, [tensors[id(t)] for t in model.outputs])
+        outputs = tree.pack_sequence_as(graph.output_structure(model), [tensors[id(t)] for t in model.outputs])
         self.consumers, self.model_outputs, self.tensors = saved
         return outputs
 
@@ -270,10 +257,12 @@ class _Rewriter:
         layer = node.operation
         x = args[0] if args else None
         out = node.outputs[0]
-        if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
+        if graph.is_functional(layer):
             return self.rewrite(layer, args[0])
-        if isinstance(layer, PASS_THROUGH) or (isinstance(layer, L.Activation)
-                                               and _activation_name(layer) == "linear"):
+        if callable(getattr(layer, "standard_layers", None)):     # e.g. a fused MobileOne block
+            return self.rewrite(layer.standard_layers(), args[0])
+        if isinstance(layer, L.InputLayer) or preserves_scale(layer) or (
+                isinstance(layer, L.Activation) and _activation_name(layer) == "linear"):
             return self.clone(layer)(*args, **kwargs)
         if isinstance(layer, (L.Conv2D, L.DepthwiseConv2D)) and type(layer) in (L.Conv2D, L.DepthwiseConv2D):
             return self.conv(layer, x, out, done)
@@ -285,10 +274,8 @@ class _Rewriter:
             scale_offset = _affine(layer, out.shape[-1])
             if scale_offset is not None:
                 return self.per_channel(layer, x, out, *scale_offset, trainable=False)
-        if isinstance(layer, LayerScale) and len(out.shape) == 4:
-            return self.per_channel(layer, x, out, lambda: layer.get_weights()[0])
-        if isinstance(layer, MobileOneBlock):
-            return self.mobileone(layer, x, out)
+        if callable(getattr(layer, "channel_scale", None)) and len(out.shape) == 4:   # e.g. LayerScale
+            return self.per_channel(layer, x, out, layer.channel_scale)
         if _is_hard_sigmoid(layer):
             y = QuantHardSigmoid(name=self.name(layer.name))(x)
             return self.quant(y, layer.name, (0.0, 1.0))
@@ -377,32 +364,6 @@ class _Rewriter:
         y = q(x)
         q.trainable = trainable and layer.trainable
         return self.finish(out, y, layer.name, (_is_relu, _is_hard_sigmoid))
-
-    def mobileone(self, block, x, out):
-        """A fused MobileOne block unrolled into flat quantised layers."""
-        n, k = block.name, block.kernel_size
-        p = (k - 1) // 2
-        if p:
-            x = L.ZeroPadding2D(p, name=self.name(child(n, "pad")))(x)
-        conv = QuantConv(block.filters, k, block.strides, "valid", depthwise=block.depthwise,
-                         use_bias=True, name=self.name(child(n, "reparam_conv")))
-        self.pending.append((conv, block.reparam_conv.get_weights))
-        y = conv(x)
-        if block.se_channels:
-            y = self.quant(y, child(n, "reparam_conv"))
-            s = self.quant(L.GlobalAveragePooling2D(keepdims=True, name=self.name(child(n, "attn.pool")))(y),
-                           child(n, "attn.pool"))
-            for fc, act in ((block.fc1, "relu"), (block.fc2, "sigmoid")):
-                q = QuantConv(fc.filters, 1, use_bias=True, name=self.name(child(n, "attn." + to_timm_path(fc.name).split(".")[-1])))
-                self.pending.append((q, fc.get_weights))
-                s = q(s)
-                if act == "sigmoid":
-                    s = self.quant(s, q.name)
-                s = L.Activation(act, name=self.name(child(q.name, "act")))(s)
-                s = self.quant(s, child(q.name, "act"), FIXED_RANGES.get(act))
-            y = L.Multiply(name=self.name(child(n, "attn.scale")))([y, s])
-        y = L.ReLU(name=self.name(child(n, "act")))(y)
-        return self.quant(y, child(n, "act"))
 
 
 def _bn_args(bn):

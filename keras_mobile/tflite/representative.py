@@ -73,12 +73,10 @@ def takes_raw_pixels(model):
     """True when the model normalises [0, 255] pixels itself (a keras_mobile 'preprocessing'
     Rescaling layer, possibly inside a nested backbone)."""
     import keras
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Rescaling) and layer.name == "preprocessing":
-            return True
-        if isinstance(layer, keras.Model) and takes_raw_pixels(layer):
-            return True
-    return False
+
+    from keras_mobile import graph
+    return any(isinstance(layer, keras.layers.Rescaling) and layer.name == "preprocessing"
+               for layer in graph.leaf_layers(model))
 
 
 def prepare(data, input_shape, model=None):
@@ -130,7 +128,9 @@ def set_bn_statistics(model, images):
     (it rejects an ADD whose input/output scale ratio is below 2^-10), depend on those ranges:
     with Keras' default init the activations of deep MobileNets shrink to ~1e-8. Returns `model`."""
     import keras
-    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+    from keras_mobile import graph
+    norms = [layer for layer in graph.sublayers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     for layer in norms:
         layer.momentum = 0.0
@@ -154,11 +154,11 @@ def outlier_samples(float_tflite, sample_list, factor=10.0, max_fraction=0.05):
     `max_fraction` of the samples (the most extreme first) are returned: a heavier tail than that is
     the data's real range, not a few odd inputs.
     """
-    from keras_mobile.tflite.inspect import make_interpreter
+    from keras_mobile.tflite.inspect import make_interpreter, op_details
     it = make_interpreter(float_tflite, delegates=False, preserve_all_tensors=True)
     inp = it.get_input_details()[0]
     floats = {d["index"] for d in it.get_tensor_details() if d["dtype"] == np.float32}
-    outputs = sorted({int(i) for op in it._get_ops_details() for i in op["outputs"]} & floats)
+    outputs = sorted({int(i) for op in op_details(it) for i in op["outputs"]} & floats)
     peaks = np.zeros((len(sample_list), len(outputs)), np.float32)
     for n, s in enumerate(sample_list):
         it.set_tensor(inp["index"], np.asarray(s, np.float32))

@@ -9,6 +9,7 @@ import os
 
 import keras
 
+from keras_mobile import graph
 from keras_mobile.training.schedules import cosine_anneal
 
 
@@ -69,7 +70,7 @@ class WeightDecayAnnealing(keras.callbacks.Callback):
         for opt in self._targets:
             if isinstance(opt.weight_decay, keras.Variable):
                 var = opt.weight_decay
-                opt._tracker.untrack(var)   # drop it from optimizer.variables (by identity)
+                graph.untrack_variable(opt, var)   # drop it from optimizer.variables
                 opt.weight_decay = float(var.numpy())
         self.model.make_train_function(force=True)
 

@@ -6,12 +6,12 @@ know which layers of a keras_mobile model are the classifier and the timm layer 
 "train the head, then everything from `blocks.3` on" is two calls. Change `trainable` before
 `compile` (Keras reads it when the train step is built).
 """
-import os
 import re
 import warnings
 
 import keras
 
+from keras_mobile import graph
 from keras_mobile.layers.naming import SEP, to_timm_path
 
 
@@ -62,22 +62,22 @@ def build_finetune_model(name, num_classes, weights="imagenet", input_size=None,
     ctor = get_model(name)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    if isinstance(weights, os.PathLike):
-        weights = os.fspath(weights)
+    from keras_mobile.weights.source import parse
     kw = dict(kwargs, dropout_rate=dropout, drop_path_rate=drop_path_rate,
               classifier_activation=classifier_activation)
     if input_size is not None:
         kw["input_shape"] = (int(input_size), int(input_size), 3)
-    if weights is None:
+    # the architecture (which selects a tag's checkpoint) is only needed, and a probe built, for tags
+    probe_kw = {k: v for k, v in kw.items() if k in ("input_shape", "minimalistic", "alpha")}
+    source = parse(lambda: ctor(weights=None, include_top=False, **probe_kw).timm_name, weights)
+    if source.kind == "none":
         return ctor(weights=None, classes=num_classes, **kw)
-    if isinstance(weights, str) and weights.endswith(".h5"):
-        if not os.path.isfile(weights):
-            raise ValueError(f"weights file not found: {weights}")
+    if source.kind == "keras_file":
         model = ctor(weights=None, classes=num_classes, **kw)
-        _load_keras_weights_except_classifier(model, weights)
+        _load_keras_weights_except_classifier(model, source.path)
         return model
-    ckpt_classes = _checkpoint_classes(ctor, weights, kw)
-    model = ctor(weights=weights, classes=ckpt_classes, **kw)
+    ckpt_classes = source.num_classes or _file_classes(source.path, ctor)
+    model = ctor(weights=source.path or source.value, classes=ckpt_classes, **kw)
     if ckpt_classes == num_classes:
         return model
     return replace_classifier(model, num_classes)
@@ -139,14 +139,10 @@ def unfreeze(model, from_layer=None, freeze_batchnorm=True):
     for layer in layers[start:]:
         layer.trainable = True
         if freeze_batchnorm:
-            for sub in _all_sublayers(layer):
+            for sub in graph.sublayers(layer):
                 if isinstance(sub, keras.layers.BatchNormalization):
                     sub.trainable = False
     return model
-
-
-def _all_sublayers(layer):
-    return layer._flatten_layers(include_self=True, recursive=True)
 
 
 def _load_keras_weights_except_classifier(model, path):
@@ -167,23 +163,19 @@ def _load_keras_weights_except_classifier(model, path):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _checkpoint_classes(ctor, weights, kw):
-    """Classes of the checkpoint's classifier (timm files: from the header; tags: the table)."""
-    if isinstance(weights, str) and os.path.isfile(weights):
-        from safetensors import safe_open
+def _file_classes(path, ctor):
+    """Classes of a timm-layout checkpoint's classifier, from the file's header (the classifier
+    paths of `ctor`'s registry entry)."""
+    from safetensors import safe_open
 
-        from keras_mobile.applications.registry import entry
-        paths = entry(ctor.__name__).classifier
-        try:
-            with safe_open(weights, "np") as f:
-                for key in (p + ".weight" for p in paths):
-                    if key in f.keys():
-                        return int(f.get_slice(key).get_shape()[0])
-        except Exception:   # unreadable: the constructor raises WeightsError naming the file
-            return 1000
-        raise ValueError(f"{weights} has no classifier weights ({', '.join(paths)}); "
-                         f"build the model with include_top=False and add a head yourself")
-    from keras_mobile.weights import registry
-    probe = ctor(weights=None, include_top=False,
-                 **{k: v for k, v in kw.items() if k in ("input_shape", "minimalistic", "alpha")})
-    return registry.resolve(probe.timm_name, weights).num_classes
+    from keras_mobile.applications.registry import entry
+    paths = entry(ctor.__name__).classifier
+    try:
+        with safe_open(path, "np") as f:
+            for key in (p + ".weight" for p in paths):
+                if key in f.keys():
+                    return int(f.get_slice(key).get_shape()[0])
+    except Exception:   # unreadable: the constructor raises WeightsError naming the file
+        return 1000
+    raise ValueError(f"{path} has no classifier weights ({', '.join(paths)}); "
+                     f"build the model with include_top=False and add a head yourself")

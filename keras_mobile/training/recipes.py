@@ -191,14 +191,15 @@ def build_compiled_metrics(model):
     ~8 s of CPU time. Best effort: any problem leaves Keras' lazy build in place.
     """
     import keras
-    if keras.backend.backend() != "tensorflow" or not hasattr(model, "_symbolic_build"):
+    from keras_mobile import graph
+    if keras.backend.backend() != "tensorflow":
         return
     try:
         shapes = (model.input_shape, model.output_shape)
         if any(not isinstance(s, tuple) or None in s[1:] for s in shapes):
             return
         x, y = (np.zeros((1,) + tuple(s[1:]), "float32") for s in shapes)
-        model._symbolic_build(data_batch=(x, y))
+        graph.build_compiled_metrics(model, x, y)
     except Exception:   # private Keras API: never let it break training
         pass
 

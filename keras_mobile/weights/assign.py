@@ -5,6 +5,7 @@ A layer's timm module path is `keras_mobile.layers.naming.to_timm_path(layer.nam
 """
 import keras
 
+from keras_mobile import graph
 from keras_mobile.layers.naming import to_timm_path
 
 from keras_mobile.weights.errors import WeightsError
@@ -18,14 +19,6 @@ _BY_TYPE = {
                                       ("moving_variance", "running_var")),
     keras.layers.LayerNormalization: (("gamma", "weight"), ("beta", "bias")),
 }
-
-
-def _iter_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _iter_layers(layer)
-        else:
-            yield layer
 
 
 def timm_keys(layer):
@@ -47,7 +40,7 @@ def timm_keys(layer):
 def assign(model, tensors, source, strict=True):
     """Assigns Keras-layout `tensors` to `model`. Raises WeightsError naming `source` on any
     missing key, shape mismatch, or (strict) unused key; assigns nothing in that case."""
-    pairs = [p for layer in _iter_layers(model) for p in timm_keys(layer)]
+    pairs = [p for layer in graph.leaf_layers(model) for p in timm_keys(layer)]
     missing = [k for _, k in pairs if k not in tensors]
     bad_shape = [(k, tuple(tensors[k].shape), tuple(v.shape)) for v, k in pairs
                  if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from safetensors.numpy import load_file, save_file
 
-from keras_mobile.files import temp_path, umask_mode
+from keras_mobile.files import atomic_path
 
 FORMAT_VERSION = 2  # 2: sidecar records source_sha256 and revision; layer names use "-" (layers.naming)
 
@@ -102,28 +102,14 @@ def write(cache_name, tensors, source_sha256=None, revision=None):
     """Writes data then sidecar, each to a temp file in the same folder and renamed into place.
     Raises OSError when the cache location cannot be written (nothing is left behind)."""
     data_path, meta_path = paths(cache_name)
-    os.makedirs(os.path.dirname(data_path), exist_ok=True)
-    tmp_data = tmp_meta = None
-    try:
-        tmp_data = _tmp(data_path)
-        tmp_meta = _tmp(meta_path)
+    # the inner context (data) is renamed into place first: a sidecar never names missing data
+    with atomic_path(meta_path) as tmp_meta, atomic_path(data_path) as tmp_data:
         save_file(tensors, tmp_data, metadata={"format": str(FORMAT_VERSION)})
-        os.chmod(tmp_data, umask_mode())   # safetensors writes a new file: mode 0600 otherwise
         meta = {"format": FORMAT_VERSION, "size": os.path.getsize(tmp_data), "sha256": sha256(tmp_data),
                 "source_sha256": source_sha256, "revision": revision}
         with open(tmp_meta, "w") as f:
             json.dump(meta, f)
-        os.replace(tmp_data, data_path)
-        os.replace(tmp_meta, meta_path)
-    finally:
-        for p in (tmp_data, tmp_meta):
-            if p is not None:
-                _remove_if_present(p)
     return data_path
-
-
-def _tmp(path):
-    return temp_path(path)   # unique, in the same folder, with the user's umask (mkstemp alone gives 0600)
 
 
 def _remove_if_present(path):

@@ -1,8 +1,8 @@
-"""timm state_dict (PyTorch layouts) -> Keras layouts, numpy only, no pickle.
+"""timm state_dict (PyTorch layouts) <-> Keras layouts, numpy only, no pickle.
 
-Layouts: conv OIHW -> HWIO; depthwise OIHW [C, 1, k, k] -> [k, k, C, 1]; Linear [out, in] ->
+Layouts: conv OIHW <-> HWIO; depthwise OIHW [C, 1, k, k] <-> [k, k, C, 1]; Linear [out, in] <->
 [in, out]. Buffers that Keras derives itself (BN num_batches_tracked, EfficientFormer
-attention_bias_idxs) are dropped.
+attention_bias_idxs) are dropped on the way in.
 """
 import numpy as np
 from keras_mobile.progress import progress_bar
@@ -23,4 +23,19 @@ def to_keras_layout(tensors, progress=True, desc="converting"):
         elif t.ndim == 2 and key.endswith(".weight"):
             t = t.T
         out[key] = np.ascontiguousarray(t, dtype=np.float32)
+    return out
+
+
+def to_timm_layout(tensors):
+    """{timm key: array in Keras layout} -> {timm key: float32 array in PyTorch layout}: the
+    inverse of `to_keras_layout` (a [k, k, C, 1] kernel with C > 1 is depthwise, as there)."""
+    out = {}
+    for key, t in tensors.items():
+        t = np.asarray(t, dtype=np.float32)
+        if t.ndim == 4:
+            depthwise = t.shape[3] == 1 and t.shape[2] > 1
+            t = t.transpose(2, 3, 0, 1) if depthwise else t.transpose(3, 2, 0, 1)
+        elif t.ndim == 2 and key.endswith(".weight"):
+            t = t.T
+        out[key] = np.ascontiguousarray(t)
     return out

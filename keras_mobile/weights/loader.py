@@ -1,29 +1,18 @@
 """`weights=` handling shared by every constructor."""
-import os
 import warnings
 
-from keras_mobile.weights import cache, convert, hub, registry
+from keras_mobile.weights import cache, convert, hub
 from keras_mobile.weights.assign import assign
 from keras_mobile.weights.errors import WeightsError
-
-_PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl")
-
-
-def read_safetensors(path):
-    """Reads a .safetensors file with no code execution; WeightsError naming the file otherwise."""
-    from safetensors.numpy import load_file
-    try:
-        return load_file(path)
-    except Exception as e:  # safetensors raises SafetensorError / OSError for truncated or bad headers
-        size = os.path.getsize(path) if os.path.exists(path) else 0
-        raise WeightsError(f"{path} is not a readable safetensors file ({size} bytes; corrupt or "
-                           f"truncated?): {e}") from e
+from keras_mobile.weights.source import parse
+from keras_mobile.weights.timm_checkpoint import read_safetensors
 
 
 def load_weights(model, timm_name, weights, include_top=True, progress=True):
     """Loads weights into `model`; returns it.
 
-    weights: 'imagenet', a timm tag, a timm .safetensors file or a Keras .weights.h5 file.
+    weights: 'imagenet', a timm tag, a timm .safetensors file, a Keras .weights.h5 file, or the
+    WeightsSource `keras_mobile.weights.source.parse` made of one (None loads nothing).
     A tag is fetched from the hub, verified against the sha256 the hub publishes, converted to
     Keras layouts and cached under KERAS_HOME (one conversion per file, also across processes).
     Online, the cache is used while it matches the hub's current file; offline
@@ -31,21 +20,17 @@ def load_weights(model, timm_name, weights, include_top=True, progress=True):
     unwritable cache location only warns. Raises WeightsError for fetch/read/match failures.
     """
     strict = include_top
-    if isinstance(weights, str) and os.path.isfile(weights):
-        if weights.endswith(".weights.h5") or weights.endswith(".h5"):
-            try:
-                model.load_weights(weights)
-            except Exception as e:
-                raise WeightsError(f"{weights} could not be loaded into {model.name}: {e}") from e
-            return model
-        if weights.endswith(_PICKLE_SUFFIXES):
-            raise WeightsError(f"{weights}: PyTorch pickle checkpoints are never unpickled here. "
-                               f"Convert it to .safetensors (safetensors.torch.save_file).")
-        tensors = convert.to_keras_layout(read_safetensors(weights), progress=progress)
-        assign(model, tensors, weights, strict=strict)
-        return model
-
-    _load_from_hub(model, registry.resolve(timm_name, weights), strict, progress)
+    source = parse(timm_name, weights)
+    if source.kind == "keras_file":
+        try:
+            model.load_weights(source.path)
+        except Exception as e:
+            raise WeightsError(f"{source.path} could not be loaded into {model.name}: {e}") from e
+    elif source.kind == "timm_file":
+        tensors = convert.to_keras_layout(read_safetensors(source.path), progress=progress)
+        assign(model, tensors, source.path, strict=strict)
+    elif source.kind == "hub":
+        _load_from_hub(model, source.info, strict, progress)
     return model
 
 

@@ -45,13 +45,19 @@ def default_tag(timm_name):
     return entry["default_tag"] if entry else None
 
 
-def resolve(timm_name, weights):
-    """'imagenet' or a timm tag -> WeightsInfo; ValueError naming the valid choices otherwise."""
-    entry = _table().get(timm_name)
+def check_tag(weights):
+    """ValueError unless `weights` can name a checkpoint ('imagenet' or a tag): not a string, or
+    a path (a file that does not exist)."""
     if not isinstance(weights, str):
         raise ValueError(f"weights must be None, 'imagenet', a timm tag or a file path, got {weights!r}")
     if os.sep in weights or weights.endswith((".safetensors", ".h5", ".bin", ".pth", ".keras")):
         raise ValueError(f"weights file not found: {weights}")
+
+
+def resolve(timm_name, weights):
+    """'imagenet' or a timm tag -> WeightsInfo; ValueError naming the valid choices otherwise."""
+    check_tag(weights)
+    entry = _table().get(timm_name)
     if entry is None:
         raise ValueError(f"no published timm weights for {timm_name!r}; use weights=None or a file path")
     tag = entry["default_tag"] if weights == "imagenet" else weights
@@ -68,12 +74,7 @@ def resolve(timm_name, weights):
 
 
 def preprocessing_info(timm_name, weights):
-    """mean/std/default input size for the given weights (the default tag's for None or a file)."""
-    if weights is None or (isinstance(weights, str) and os.path.isfile(weights)) or not isinstance(weights, str):
-        tag = default_tag(timm_name)
-        if tag is None:
-            return {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "default_size": 224}
-        info = resolve(timm_name, tag)
-    else:
-        info = resolve(timm_name, weights)
-    return {"mean": info.mean, "std": info.std, "default_size": info.input_size}
+    """mean/std/default input size for the given weights (the default tag's for None or a file);
+    `weights` as for `keras_mobile.weights.source.parse` (or its WeightsSource)."""
+    from keras_mobile.weights.source import parse
+    return parse(timm_name, weights).preprocessing()

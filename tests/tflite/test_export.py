@@ -143,3 +143,15 @@ def test_run_tflite_checks_shape(tmp_path, small_model):
     path = _float(tmp_path, small_model)
     with pytest.raises(ValueError, match="expects inputs of shape"):
         run_tflite(path, np.zeros((1, 32, 32, 3)))
+
+
+def test_resolve_settings_is_the_one_target_rule():
+    from keras_mobile.tflite.export import resolve_settings
+    assert resolve_settings() == ("float32", "float32", "float32")
+    assert resolve_settings("int8") == ("int8", "uint8", "float32")
+    assert resolve_settings(None, "edgetpu") == resolve_settings("int8", "edgetpu") == ("int8", "uint8", "uint8")
+    assert resolve_settings(target="edgetpu", output_dtype="float32") == ("int8", "uint8", "float32")
+    with pytest.raises(ValueError, match="target='edgetpu' means int8"):
+        resolve_settings("float16", "edgetpu")
+    with pytest.raises(ValueError, match="target must be"):
+        resolve_settings(target="gpu")

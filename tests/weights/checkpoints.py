@@ -8,7 +8,8 @@ from safetensors.numpy import save
 
 import keras_mobile
 from keras_mobile.weights import cache, registry
-from keras_mobile.weights.assign import _iter_layers, timm_keys
+from keras_mobile.graph import leaf_layers
+from keras_mobile.weights.assign import timm_keys
 
 ARCH = "mobilenetv3_small_100"
 INFO = registry.resolve(ARCH, "imagenet")
@@ -46,7 +47,7 @@ def timm_checkpoint_bytes(model, seed=0):
     """Randomises every variable (so a wrong mapping cannot pass), returns safetensors bytes."""
     rng = np.random.default_rng(seed)
     tensors = {}
-    for layer in _iter_layers(model):
+    for layer in leaf_layers(model):
         for var, key in timm_keys(layer):
             value = rng.normal(0, 0.1, var.shape).astype(np.float32)
             if "moving_variance" in var.path:

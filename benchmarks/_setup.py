@@ -1,0 +1,12 @@
+"""The start every benchmark script shares: TensorFlow's thread pools fixed before it runs an op.
+
+TensorFlow sizes its pools at the first op and ignores later settings, so a script calls this
+at import time (one process per thread count when it compares several)."""
+
+
+def tensorflow_threads(intra=1, inter=1):
+    """Sets TensorFlow's intra-/inter-op thread counts; returns the `tensorflow` module."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    return tf

@@ -1,0 +1,79 @@
+"""Timing a Keras model (or a block of one) in the LiteRT interpreter for the latency table."""
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+class _quiet:
+    """Silence the converter's stdout/stderr chatter (it prints from C++ and Python)."""
+
+    def __enter__(self):
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = [os.dup(1), os.dup(2)]
+        self.null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self.null, 1)
+        os.dup2(self.null, 2)
+
+    def __exit__(self, *exc):
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        for fd in self.saved + [self.null]:
+            os.close(fd)
+
+QUANTIZATIONS = ("float32", "int8")
+
+
+def to_tflite(model, quantization="float32", quiet=True):
+    """Batch-1 .tflite bytes of `model` through the package converter (`tflite.export.converter_for`).
+
+    int8 is calibrated on random normal inputs (timing does not depend on the scales) with float
+    IO, as a block slice of an int8 model would be fed by the previous slice's dequantized output."""
+    from keras_mobile.tflite.export import converter_for
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    rep = None
+    if quantization == "int8":
+        shape = tuple(model.inputs[0].shape[1:])
+        rep = np.random.default_rng(0).standard_normal((8,) + shape).astype("float32")
+    conv = converter_for(model, quantization, rep, "float32", "float32", num_calibration_steps=8,
+                         progress=False)
+    if not quiet:
+        return conv.convert()
+    with _quiet():
+        return conv.convert()
+
+
+def time_tflite(content, num_threads=1, runs=20, warmup=3, seconds=None):
+    """Median seconds per invoke of a .tflite (bytes or path) in the LiteRT interpreter."""
+    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
+    it = random_inputs(make_interpreter(content, num_threads=num_threads))
+    for _ in range(warmup):
+        it.invoke()
+    times = []
+    t_end = time.perf_counter() + seconds if seconds else None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        it.invoke()
+        times.append(time.perf_counter() - t0)
+        if t_end and time.perf_counter() > t_end and len(times) >= 3:
+            break
+    return statistics.median(times)
+
+
+def _overhead(num_threads, quantization="float32"):
+    import keras
+    x = keras.Input(batch_shape=(1, 4))
+    m = keras.Model(x, keras.layers.Dense(4)(x))
+    return time_tflite(to_tflite(m, quantization), num_threads, runs=200, warmup=20)
+
+
+def measure_model_latency(model, num_threads=1, runs=20, quantization="float32"):
+    """Whole-model LiteRT latency (seconds, median) of the float32 or int8 file."""
+    return time_tflite(to_tflite(model, quantization), num_threads, runs=runs)
