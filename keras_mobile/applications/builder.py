@@ -10,7 +10,6 @@ constructors.
 """
 import inspect
 import math
-import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,7 +19,6 @@ from keras_mobile.applications import registry as model_registry
 from keras_mobile.applications._docs import ARGS_DOC
 from keras_mobile.applications.blocks import BLOCKS, BlockContext
 from keras_mobile.applications.tops import TOPS
-from keras_mobile.weights import registry
 from keras_mobile.layers.naming import child, to_layer_name
 
 
@@ -131,8 +129,8 @@ def build_model(spec, *, include_top=True, weights="imagenet", input_tensor=None
 
     The model carries `feature_endpoints` ({level: layer name}, see `build_trunk`) and
     `timm_name`; on_block is passed to `build_trunk`."""
-    if isinstance(weights, os.PathLike):
-        weights = os.fspath(weights)   # pathlib.Path works like the str path
+    from keras_mobile.weights.source import parse
+    weights = parse(spec.timm_name, weights)   # once: str / pathlib.Path / tag / None
     info = _check_arguments(spec, include_top, weights, input_tensor, input_shape, pooling, classes,
                             output_stride)
     size = info["default_size"]
@@ -181,7 +179,7 @@ def build_model(spec, *, include_top=True, weights="imagenet", input_tensor=None
     # informational (CLI, analysis, heads); not saved with the model
     model.timm_name = spec.timm_name
     model.feature_endpoints = _endpoint_names(model, endpoints)
-    if weights is not None:
+    if weights.kind != "none":
         from keras_mobile.weights.loader import load_weights
         load_weights(model, spec.timm_name, weights, include_top=include_top)
     return model
@@ -235,9 +233,9 @@ def _check_arguments(spec, include_top, weights, input_tensor, input_shape, pool
         raise ValueError(f"output_stride must be 16 or 32, got {output_stride!r}")
     if not isinstance(classes, int) or classes < 1:
         raise ValueError(f"classes must be a positive int, got {classes!r}")
-    info = registry.preprocessing_info(spec.timm_name, weights)
-    if weights is not None and not (isinstance(weights, str) and os.path.isfile(weights)):
-        ckpt_classes = registry.resolve(spec.timm_name, weights).num_classes
+    info = weights.preprocessing()
+    if weights.kind == "hub":
+        ckpt_classes = weights.num_classes
         if include_top and classes != ckpt_classes:
             raise ValueError(
                 f"weights={weights!r} has a {ckpt_classes}-class classifier, but classes={classes}. "
@@ -251,7 +249,7 @@ def _check_input_shape(spec, input_shape, weights):
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
     h, w, c = input_shape
-    if weights is not None and c != 3:
+    if weights.kind != "none" and c != 3:
         raise ValueError(f"pretrained weights expect 3 input channels, got input_shape={input_shape}")
     for d in (h, w):
         if d is None:

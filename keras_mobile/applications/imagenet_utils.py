@@ -29,7 +29,8 @@ def normalize_input(x, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
 
 
 @functools.lru_cache(maxsize=1)
-def _class_index():
+def class_index():
+    """{class id: (WordNet id, name)} of ImageNet-1k, from the copy shipped with the package."""
     with open(_INDEX) as f:
         return {int(k): tuple(v) for k, v in json.load(f).items()}
 
@@ -40,7 +41,7 @@ def decode_predictions(preds, top=5):
     if preds.ndim != 2 or preds.shape[1] != 1000:
         raise ValueError("decode_predictions expects a batch of ImageNet-1k predictions of shape "
                          f"(samples, 1000), got {preds.shape}")
-    index = _class_index()
+    index = class_index()
     results = []
     for p in preds:
         best = np.argsort(p)[::-1][:top]

@@ -26,8 +26,8 @@ from keras_mobile.tflite.metadata_format import (
 
 def imagenet_labels():
     """The 1000 ImageNet-1k class names shipped with the package (keras.applications order)."""
-    from keras_mobile.applications.imagenet_utils import _class_index
-    index = _class_index()
+    from keras_mobile.applications.imagenet_utils import class_index
+    index = class_index()
     return [index[i][1] for i in range(1000)]
 
 

@@ -130,3 +130,15 @@ def test_keras_weights_h5_round_trip(tmp_path, checkpoint):
 def test_unknown_tag_lists_the_known_ones():
     with pytest.raises(ValueError, match="lamb_in1k"):
         build("not_a_tag")
+
+
+def test_a_build_resolves_the_weights_argument_once(hub, checkpoint, monkeypatch):
+    """weights= is parsed into one WeightsSource per build (it was resolved three times: for the
+    preprocessing, the class check and the loader)."""
+    data, source = checkpoint
+    hub.add(INFO.hf_hub_id, data)
+    calls = []
+    real = registry.resolve
+    monkeypatch.setattr(registry, "resolve", lambda *a, **k: calls.append(a) or real(*a, **k))
+    model = build("imagenet")
+    assert len(calls) == 1 and same_outputs(model, source) == 0.0
