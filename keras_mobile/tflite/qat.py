@@ -126,6 +126,9 @@ def calibrate(qat_model, data, steps=64, batch_size=16, progress=True):
     if not quantizers:
         raise ValueError(f"{qat_model.name} has no activation quantizers; call quantize_model first")
     shape = tuple(qat_model.inputs[0].shape[1:])
+    # the checks export runs (shape, empty data, [0, 1] images for a raw-pixel model), before any
+    # range is reset: bad data leaves the model as it was
+    data = representative.prepare(data, shape, qat_model)
     for q in quantizers:
         q.initialized.assign(0.0)
         q.calibrating = True

@@ -71,11 +71,13 @@ def samples(data, input_shape, limit):
 
 def takes_raw_pixels(model):
     """True when the model normalises [0, 255] pixels itself (a keras_mobile 'preprocessing'
-    Rescaling layer, possibly inside a nested backbone)."""
+    Rescaling layer, possibly inside a nested backbone, or its QAT form: quantize_model turns it
+    into a QuantConv of the same name)."""
     import keras
 
     from keras_mobile import graph
-    return any(isinstance(layer, keras.layers.Rescaling) and layer.name == "preprocessing"
+    from keras_mobile.tflite.fake_quant import QuantConv
+    return any(isinstance(layer, (keras.layers.Rescaling, QuantConv)) and layer.name == "preprocessing"
                for layer in graph.leaf_layers(model))
 
 

@@ -264,3 +264,22 @@ def test_bad_input_raises():
         quantize_model(twice)
     with pytest.raises(ValueError, match="ema_decay"):
         ActivationQuantizer(ema_decay=1.0)
+
+
+def test_calibration_data_is_checked_before_any_range_changes():
+    """calibrate() runs export's data checks first: images scaled to [0, 1] for a model that takes
+    raw [0, 255] pixels, or samples of the wrong shape, raise and leave the learned ranges as
+    they were."""
+    from keras_mobile.tflite.qat import calibrate
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="preprocessing")(inp)
+    m = keras.Model(inp, keras.layers.ReLU()(keras.layers.Conv2D(4, 3)(x)))
+    pixels = np.random.default_rng(0).uniform(0, 255, (16, 8, 8, 3)).astype("float32")
+    q = quantize_model(m, calibration_data=pixels)
+    before = [w.copy() for w in q.get_weights()]
+    with pytest.raises(ValueError, match=r"raw \[0, 255\]"):
+        calibrate(q, pixels / 255.0)
+    with pytest.raises(ValueError, match="shape"):
+        calibrate(q, np.zeros((4, 9, 9, 3), "float32"))
+    assert all(np.array_equal(a, b) for a, b in zip(before, q.get_weights()))
+    assert calibrate(q, pixels, progress=False) == 16
