@@ -154,7 +154,8 @@ def _load_keras_weights_except_classifier(model, path):
     text = " ".join(str(w.message) for w in caught)
     skipped = set(re.findall(r"<\w+ name=([^,>]+)", text.split("could not be loaded:")[-1])) \
         if "could not be loaded" in text else set()
-    others = {n for n in skipped if to_timm_path(n) not in classifier_paths(model)}
+    classifier = classifier_paths(model)        # one registry lookup, not one per skipped layer
+    others = {n for n in skipped if to_timm_path(n) not in classifier}
     if others:
         raise ValueError(f"{path} does not match {model.name}: {len(others)} layers could not be "
                          f"loaded (e.g. {sorted(others)[:3]}); is it a checkpoint of another model?")
