@@ -59,6 +59,15 @@ def _record(endpoints, stride, x):
         endpoints[f"P{int(math.log2(stride))}"] = x
 
 
+def row_names(spec, kind, stage, index, min_names=0):
+    """Layer names (timm paths in naming form) of a row of block type `kind` at module `index` of
+    `stage`: the type's fixed path, else one name per module index it takes."""
+    if kind.path:
+        return (to_layer_name(kind.path.format(stage=stage)),)
+    return tuple(to_layer_name(spec.block_path.format(stage=stage, index=index + k))
+                 for k in range(max(kind.names, min_names)))
+
+
 def build_trunk(x, spec, drop_path_rate=0.0, output_stride=32, on_block=None):
     """Stem + stage rows of `spec` -> (feature map, endpoints).
 
@@ -81,11 +90,7 @@ def build_trunk(x, spec, drop_path_rate=0.0, output_stride=32, on_block=None):
         for b in stage:
             kind = BLOCKS[b.type]
             for r in range(b.repeat):
-                if kind.path:
-                    names = (to_layer_name(kind.path.format(stage=si)),)
-                else:
-                    names = tuple(to_layer_name(spec.block_path.format(stage=si, index=bi + k))
-                                  for k in range(kind.names))
+                names = row_names(spec, kind, si, bi)
                 s = b.stride if r == 0 else 1
                 if s > 1 and stride * s > output_stride:
                     if kind.atrous is None:

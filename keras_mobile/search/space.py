@@ -23,7 +23,6 @@ import keras
 from keras_mobile import graph
 from keras_mobile.applications import builder
 from keras_mobile.applications.blocks import BLOCKS, BlockContext, make_divisible, round_channels
-from keras_mobile.layers.naming import to_layer_name
 
 DIVISOR = 8                      # widths stay multiples of 8 (SIMD lanes, EdgeTPU channel tiles)
 SEARCHABLE = ("mobilenetv3", "mobilenetv4", "mobileone")   # families whose rows the knobs cover
@@ -207,11 +206,7 @@ class TableSpace:
         # named like a package block ("blocks-i-0-..."), so the latency table groups the whole
         # row (its residual add included) into one block, as it does in a full model
         kind = BLOCKS[r.type]
-        if kind.path:
-            names = (to_layer_name(kind.path.format(stage=i)),)
-        else:
-            names = tuple(to_layer_name(self.spec.block_path.format(stage=i, index=k))
-                          for k in range(max(kind.names, 1)))
+        names = builder.row_names(self.spec, kind, i, 0, min_names=1)
         y = kind.build(x, r, BlockContext(self.spec, names, r.stride))
         return keras.Model(x, y, name=f"row{i}")
 
