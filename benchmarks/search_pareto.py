@@ -88,9 +88,9 @@ def chosen_path_models(parent, log):
 # training / scoring ------------------------------------------------------------------------------
 def train(model, data, steps, lr, seed):
     """`steps` Adam batches of `data` in the order NetAdapt's own fine-tuning draws them for `seed`."""
-    from keras_mobile.search.netadapt import _train
+    from keras_mobile.search.training import train_batches
     if steps:
-        _train(model, data.steps(steps, seed), lr, seed, steps)
+        train_batches(model, data.steps(steps, seed), lr, seed, steps)
 
 
 def cached(path, make):
@@ -99,8 +99,8 @@ def cached(path, make):
     if os.path.isfile(path):
         return keras.models.load_model(path)
     model = make()
-    from keras_mobile.search.netadapt import _save_model
-    _save_model(model, path)
+    from keras_mobile.search.training import save_model
+    save_model(model, path)
     return model
 
 
@@ -143,10 +143,10 @@ def run_model(args, name, seed, data, work, res, save):
     import keras
 
     from keras_mobile.search import get_source, netadapt
-    from keras_mobile.search.netadapt import _Data
+    from keras_mobile.search.training import Data
     (x, y), (xv, yv), (xt, yt) = data
     size = args.size
-    tr = _Data((x, y), (size, size, 3), args.batch_size, "train")
+    tr = Data((x, y), (size, size, 3), args.batch_size, "train")
     epoch_steps = len(x) // args.batch_size
     L = args.long_term_epochs * epoch_steps
     key = f"{name}/seed{seed}"

@@ -13,112 +13,16 @@ arguments.
 """
 import json
 import os
-import sys
 import tempfile
 
 import numpy as np
 
-from keras_mobile.files import save_atomic
 from keras_mobile.search.inherit import inherit, l2_rank
 from keras_mobile.search.latency import HOST_SOURCES, get_source
 from keras_mobile.search.space import TableSpace
+from keras_mobile.search.training import Data, evaluate, progress, save_json, save_model, train_batches
 
 STATE_VERSION = 1
-
-
-# data ------------------------------------------------------------------------------------------
-class _Data:
-    """Batches of (raw pixels, labels) from (x, y) arrays or a tf.data pipeline of (x, y) batches."""
-
-    def __init__(self, data, input_shape, batch_size, name):
-        self.arrays = isinstance(data, (tuple, list))
-        if self.arrays:
-            if len(data) != 2:
-                raise ValueError(f"{name} must be (x, y) arrays or a tf.data.Dataset of (x, y) batches")
-            x, y = np.asarray(data[0], "float32"), np.asarray(data[1])
-            if x.ndim == 3 and input_shape[-1] == 3:
-                x = np.repeat(x[..., None], 3, -1)
-            if tuple(x.shape[1:]) != tuple(input_shape):
-                raise ValueError(f"{name} images have shape {x.shape[1:]}, the model takes {tuple(input_shape)}; "
-                                 f"resize them first")
-            if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-                raise ValueError(f"{name} labels must be [N] integers matching the {len(x)} images, got "
-                                 f"{y.dtype} {y.shape}")
-            self.x, self.y, self.batch_size = x, y.astype("int32"), batch_size
-        else:
-            if not hasattr(data, "as_numpy_iterator"):
-                raise ValueError(f"{name} must be (x, y) arrays or a tf.data.Dataset of (x, y) batches, "
-                                 f"got {type(data).__name__}")
-            self.ds = data
-
-    def epoch(self, seed):
-        """One pass of batches (arrays shuffled by `seed`)."""
-        if self.arrays:
-            order = np.random.default_rng(seed).permutation(len(self.x))
-            for i in range(0, len(order) - self.batch_size + 1, self.batch_size):
-                idx = order[i:i + self.batch_size]
-                yield self.x[idx], self.y[idx]
-        else:
-            for x, y in self.ds.as_numpy_iterator():
-                yield np.asarray(x, "float32"), np.asarray(y)
-
-    def steps(self, n, seed):
-        """Exactly n batches, cycling epochs."""
-        done, e = 0, 0
-        while done < n:
-            got = False
-            for b in self.epoch(seed + e):
-                got = True
-                yield b
-                done += 1
-                if done >= n:
-                    return
-            if not got:
-                raise ValueError("training data yielded no full batch; use more images or a smaller batch_size")
-            e += 1
-
-    def ordered(self):
-        if self.arrays:
-            for i in range(0, len(self.x), self.batch_size):
-                yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
-        else:
-            yield from self.epoch(0)
-
-
-def _labels(y):
-    y = np.asarray(y)
-    return y.argmax(-1) if y.ndim == 2 else y.astype("int32")
-
-
-EAGER_BELOW = 40   # tracing a train step costs ~25-40 eager steps of a small MobileNet on this CPU
-
-
-def _compile(model, learning_rate, eager):
-    import keras
-    last = [l for l in model.layers if type(l).__name__ == "Dense"]
-    logits = bool(last) and keras.activations.serialize(last[-1].activation) in ("linear", None)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=logits),
-                  run_eagerly=eager, jit_compile=False)
-
-
-def _train(model, batches, learning_rate, seed, steps):
-    """`steps` batches of Adam; a short run stays eager (each proposal is a new graph to trace)."""
-    import keras
-    keras.utils.set_random_seed(seed)
-    _compile(model, learning_rate, eager=steps < EAGER_BELOW)
-    for x, y in batches:
-        model.train_on_batch(x, _labels(y))
-
-
-def evaluate(model, data):
-    """Top-1 accuracy of `model` over a `_Data`."""
-    hits = n = 0
-    for x, y in data.ordered():
-        p = np.asarray(model(x, training=False)).argmax(-1)
-        hits += int((p == _labels(y)).sum())
-        n += len(p)
-    return hits / max(n, 1)
 
 
 # latency ---------------------------------------------------------------------------------------
@@ -202,25 +106,7 @@ def _kept(built, space, knob, value):
     return {(old, value): np.sort(np.argsort(-norms, kind="stable")[:value])}
 
 
-# search ----------------------------------------------------------------------------------------
-def _save_json(path, obj):
-    from keras_mobile.files import write_atomic
-    write_atomic(path, json.dumps(obj, indent=1, default=float).encode())
-
-
-def _save_model(model, path):
-    """`model` as .keras without its optimizer: an uncompiled copy (Keras 3 ignores
-    include_optimizer for .keras, and Adam's two slots per weight triple the file)."""
-    copy = type(model).from_config(model.get_config())     # clone_model would compile it again
-    copy.set_weights(model.get_weights())
-    save_atomic(path, copy.save)
-
-
-def _progress(total, desc):
-    from keras_mobile.progress import progress_bar
-    return progress_bar(enabled=sys.stderr.isatty(), total=total, desc=desc, unit="proposal", leave=False)
-
-
+# search ---
 def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, short_term_steps=100,
              long_term_epochs=1, out_dir=None, seed=0, batch_size=32, learning_rate=1e-3,
              long_term_learning_rate=None, max_iterations=100, num_threads=1, knobs=None, calibrate=True):
@@ -265,8 +151,8 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
         raise ValueError("short_term_steps and long_term_epochs must be >= 0")
     space = TableSpace.from_model(model)
     shape = tuple(model.inputs[0].shape[1:])
-    train = _Data(train_data, shape, batch_size, "train_data")
-    val = _Data(val_data, shape, batch_size, "val_data")
+    train = Data(train_data, shape, batch_size, "train_data")
+    val = Data(val_data, shape, batch_size, "val_data")
     source = get_source(latency, num_threads=num_threads)
     pricer = _Pricer(source)
     tmp = None
@@ -311,9 +197,9 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
                and not state.get("stalled")):
             current, space = _iteration(current, space, state, pricer, train, val, budget_ms, step,
                                         short_term_steps, learning_rate, seed, keep)
-            _save_model(current, paths["current"])
-            _save_json(paths["log"], _log(state, source))
-            _save_json(paths["state"], state)
+            save_model(current, paths["current"])
+            save_json(paths["log"], _log(state, source))
+            save_json(paths["state"], state)
         if not state["done"]:
             if current is model:               # nothing to cut: tune a copy, never the caller's model
                 current = space.build().model
@@ -321,14 +207,14 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
             n = int(long_term_epochs)
             if n:
                 steps = sum(1 for _ in train.epoch(0)) * n
-                _train(current, train.steps(steps, seed + 7919), long_term_learning_rate or learning_rate,
+                train_batches(current, train.steps(steps, seed + 7919), long_term_learning_rate or learning_rate,
                        seed + 7919, steps)
             state["final_accuracy"] = evaluate(current, val)
             state["done"] = True
-            _save_model(current, paths["result"])
-            _save_model(current, paths["current"])
-            _save_json(paths["state"], state)
-            _save_json(paths["log"], _log(state, source))
+            save_model(current, paths["result"])
+            save_model(current, paths["current"])
+            save_json(paths["state"], state)
+            save_json(paths["log"], _log(state, source))
         source.save()
         return current
     finally:
@@ -359,7 +245,7 @@ def _iteration(current, space, state, pricer, train, val, budget_ms, step, short
     inherit(current, built.model)          # the space's own graph, holding the current weights
     proposals = []
     knobs = [k for k in space.knobs() if keep is None or keep(k)]
-    bar = _progress(len(knobs), f"NetAdapt iteration {it} (target {target:.2f} ms)")
+    bar = progress(len(knobs), f"NetAdapt iteration {it} (target {target:.2f} ms)")
     try:
         for j, knob in enumerate(knobs):
             bar.update(1)
@@ -388,7 +274,7 @@ def _iteration(current, space, state, pricer, train, val, budget_ms, step, short
         child = child_space.build().model
         inherit(built.model, child, _kept(built, space, knob, p["value"]))
         s = seed + 1000 * it + j
-        _train(child, train.steps(short_term_steps, s), learning_rate, s, short_term_steps)
+        train_batches(child, train.steps(short_term_steps, s), learning_rate, s, short_term_steps)
         acc = evaluate(child, val)
         rows.append({"knob": knob.label, "kind": knob.kind, "rows": list(knob.rows), "stem": knob.stem,
                      "from": space.value(knob), "to": p["value"], "predicted_ms": p["predicted_ms"],
