@@ -4,8 +4,11 @@ Each iteration asks every knob of the table (expansion width of a row, or the wi
 of residual-tied rows) for the largest reduction that brings the predicted latency down by
 `step` x the starting latency, builds that child with the kept channels (largest L2 norm of
 the expansion conv's filters, or of the projections for an output width) copied from the
-parent, fine-tunes it for `short_term_steps` and keeps the most accurate. It stops at the
-budget and fine-tunes the result for `long_term_epochs`.
+parent, fine-tunes it for `short_term_steps` and keeps the most accurate. When no knob alone
+reaches the iteration's target, each proposes its smallest width and the one losing the least
+accuracy per ms removed wins (MobileNetV3's variant of NetAdapt), so a large step still makes
+real cuts instead of the most accurate, i.e. smallest, one. It stops at the budget and
+fine-tunes the result for `long_term_epochs`.
 
 State lives in `out_dir` (`state.json`, `current.keras`, `search.json`): a run interrupted
 between iterations continues from the last finished one when called again with the same
@@ -258,7 +261,8 @@ def _iteration(current, space, state, pricer, train, val, budget_ms, step, short
             proposals.append({"knob": knob, "value": value, "predicted_ms": ms, "reaches": reaches})
     finally:
         bar.close()
-    if any(p["reaches"] for p in proposals):
+    reached = any(p["reaches"] for p in proposals)
+    if reached:
         proposals = [p for p in proposals if p["reaches"]]
     if not proposals:
         state["stalled"] = True
@@ -268,6 +272,8 @@ def _iteration(current, space, state, pricer, train, val, budget_ms, step, short
         return current, space
     rows = []
     best = None
+    current_acc = state["iterations"][-1]["accuracy"] if state["iterations"] and "accuracy" in \
+        state["iterations"][-1] else state["start_accuracy"]
     for j, p in enumerate(proposals):
         knob = p["knob"]
         child_space = space.set(knob, p["value"])
@@ -279,14 +285,27 @@ def _iteration(current, space, state, pricer, train, val, budget_ms, step, short
         rows.append({"knob": knob.label, "kind": knob.kind, "rows": list(knob.rows), "stem": knob.stem,
                      "from": space.value(knob), "to": p["value"], "predicted_ms": p["predicted_ms"],
                      "reaches_target": p["reaches"], "accuracy": acc})
-        if best is None or (acc, -p["predicted_ms"]) > (best[0], -best[1]):
-            best = (acc, p["predicted_ms"], j, child, child_space)
-    acc, _, j, child, child_space = best
+        if reached:
+            score = (acc, -p["predicted_ms"])
+        else:
+            rows[-1]["loss_per_ms"] = _loss_per_ms(current_acc, acc, state["current_ms"] - p["predicted_ms"])
+            score = (-rows[-1]["loss_per_ms"], -p["predicted_ms"])
+        if best is None or score > best[0]:
+            best = (score, j, child, child_space)
+    _, j, child, child_space = best
+    acc = rows[j]["accuracy"]
     child_ms = pricer.source.predict_ms(child)
     state["iterations"].append({"iteration": it, "target_ms": target, "proposals": rows, "chosen": j,
+                                "rule": "most_accurate" if reached else "least_loss_per_ms",
                                 "predicted_ms": child_ms, "accuracy": acc})
     state.update(iteration=it, current_ms=child_ms)
     return child, child_space
+
+
+def _loss_per_ms(accuracy_before, accuracy, ms_removed):
+    """Accuracy lost per ms removed (MobileNetV3's NetAdapt variant ranks proposals by this ratio);
+    a proposal losing nothing costs 0, so among those the largest cut wins the tie-break."""
+    return max(accuracy_before - accuracy, 0.0) / ms_removed
 
 
 def _log(state, source):

@@ -46,7 +46,8 @@ def parent(digits):
 
 
 def _search(parent, digits, out_dir, budget, **kw):
-    return netadapt(parent, budget, digits[0], digits[1], latency="edgetpu", step=0.1, short_term_steps=2,
+    kw = {"step": 0.1, **kw}
+    return netadapt(parent, budget, digits[0], digits[1], latency="edgetpu", short_term_steps=2,
                     long_term_epochs=0, out_dir=str(out_dir), seed=0, batch_size=64, knobs=_knobs, **kw)
 
 
@@ -171,6 +172,29 @@ def test_bad_arguments(parent, digits):
                              name="custom")
     with pytest.raises(ValueError, match="the search supports the table models of mobilenetv3"):
         netadapt(other, 1.0, *digits)
+
+
+def test_least_loss_per_ms_wins_when_no_proposal_reaches_the_target(parent, digits, tmp_path, monkeypatch):
+    """A step no single knob can cut (target below every proposal): the search takes the proposal
+    losing the least accuracy per ms removed (MobileNetV3's NetAdapt rule), not the most accurate.
+    Accuracies are made to fall with the square root of the cut, so the smallest cut is the most
+    accurate while the largest loses the least per ms."""
+    src = get_source("edgetpu")
+    start = src.predict_ms(parent)
+    floor = src.predict_ms(TableSpace.from_model(parent).smallest(_knobs).build().model)
+
+    def accuracy(model, data):              # the parent (nothing removed) scores 0.9
+        removed = max(start - src.predict_ms(model), 0.0)
+        return 0.9 - 0.2 * np.sqrt(removed / (start - floor))
+    monkeypatch.setattr(netadapt_module, "evaluate", accuracy)
+    _search(parent, digits, tmp_path, floor, max_iterations=1, step=0.95)
+    it = json.load(open(tmp_path / "search.json"))["iterations"][0]
+    rows = it["proposals"]
+    assert len(rows) >= 2 and not any(r["reaches_target"] for r in rows)
+    assert it["rule"] == "least_loss_per_ms"
+    per_ms = [(0.9 - r["accuracy"]) / (start - r["predicted_ms"]) for r in rows]
+    np.testing.assert_allclose([r["loss_per_ms"] for r in rows], per_ms, rtol=1e-6)
+    assert it["chosen"] == int(np.argmin(per_ms)) != int(np.argmax([r["accuracy"] for r in rows]))
 
 
 @pytest.mark.slow
