@@ -203,7 +203,10 @@ def run_model(args, name, seed, data, work, res, save):
                      short_term_steps=args.short_term_steps, long_term_epochs=args.long_term_epochs,
                      out_dir=os.path.join(d, "netadapt_host"), seed=seed, batch_size=args.batch_size,
                      learning_rate=args.lr, long_term_learning_rate=args.long_term_lr,
-                     knobs=None if args.knobs == "all" else {args.knobs}, max_iterations=args.max_iterations)
+                     knobs=None if args.knobs == "all" else {args.knobs}, max_iterations=args.max_iterations,
+                     on_train_loss=lambda r: say(f"NetAdapt {r['phase']} it {r['iteration']} {r['knob'] or ''}: "
+                                                 f"loss {r['losses'][0]:.3f} -> {r['losses'][-1]:.3f} "
+                                                 f"({len(r['losses'])} steps)"))
     log = json.load(open(os.path.join(d, "netadapt_host", "search.json")))
     k = sum(1 for i in log["iterations"] if i.get("proposals"))
     proposals = sum(len(i["proposals"]) for i in log["iterations"])
@@ -441,6 +444,38 @@ def plot(res, path):
     plt.close(fig)
 
 
+# the reduced configuration (results/search_pareto.md, ~30 min per model): defaults under --quick,
+# which options given on the command line override; the matched baseline stays MULTIPLIERS'
+QUICK = dict(train=2000, val=200, test=2000, pretrain_steps=200, short_term_steps=5, long_term_epochs=0,
+             step=0.15, rounds=300, edgetpu_seeds=[], knobs="out", max_iterations=4, lr=3e-3, long_term_lr=1e-3)
+
+
+def check_work(work, cfg):
+    """Refuses a `--work` folder made with other settings (its cached parents, budgets and
+    searches would mix into this run); records the settings of a new one. Multipliers are
+    compared for the models both runs have."""
+    path = os.path.join(work, "settings.json")
+    cfg = json.loads(json.dumps(cfg))
+    if not os.path.isfile(path):
+        if any(os.path.isdir(os.path.join(work, f)) for f in os.listdir(work)):
+            raise ValueError(f"--work {work} holds runs but no settings.json (made by an older version of "
+                             f"this script); use another --work folder or delete it")
+        old = cfg
+    else:
+        with open(path) as f:
+            old = json.load(f)
+    diff = [f"{k}: {old.get(k)!r} there, {cfg.get(k)!r} here" for k in sorted(set(old) | set(cfg))
+            if k != "multipliers" and old.get(k) != cfg.get(k)]
+    mult = dict(old.get("multipliers", {}))
+    diff += [f"multiplier of {m}: {mult[m]!r} there, {v!r} here" for m, v in sorted(cfg["multipliers"].items())
+             if m in mult and mult[m] != v]
+    if diff:
+        raise ValueError(f"--work {work} was made with other settings ({'; '.join(diff)}); use another "
+                         f"--work folder or the same settings")
+    from keras_mobile.files import write_atomic
+    write_atomic(path, json.dumps({**cfg, "multipliers": {**mult, **cfg["multipliers"]}}, indent=1).encode())
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -463,16 +498,19 @@ def parse_args(argv=None):
                    help="which NetAdapt knobs to search (expansion widths, residual-tied output widths)")
     p.add_argument("--max-iterations", type=int, default=100)
     p.add_argument("--rounds", type=int, default=400, help="interleaved timing rounds (single invokes)")
-    p.add_argument("--quick", action="store_true", help="a small configuration (the slow test's)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a small configuration (the slow test's): defaults {QUICK}; options given win")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--name", default="search_pareto")
     p.add_argument("--work", default=None, help="searches' out_dirs and the latency table (default: a temp dir)")
     a = p.parse_args(argv)
+    if a.quick:
+        # quick changes defaults, before anything is derived from them (it used to overwrite the
+        # parsed options afterwards: options given with --quick were lost, and its multiplier
+        # was set after the per-model multipliers had been read, so it never applied)
+        p.set_defaults(**QUICK)
+        a = p.parse_args(argv)
     a.multipliers = {m: a.multiplier or MULTIPLIERS[m] for m in a.models}
-    if a.quick:          # the configuration of the recorded run (results/search_pareto.md, 28 min/model)
-        a.train, a.val, a.test, a.pretrain_steps, a.short_term_steps = 2000, 200, 2000, 200, 5
-        a.long_term_epochs, a.step, a.rounds, a.edgetpu_seeds = 0, 0.15, 300, []
-        a.multiplier, a.knobs, a.max_iterations, a.lr, a.long_term_lr = 0.75, "out", 2, 3e-3, 1e-3
     return a
 
 
@@ -482,6 +520,9 @@ def main(argv=None):
     from keras_mobile.data.digits import hard_digits
     from keras_mobile.files import write_atomic
     a = parse_args(argv)
+    work = a.work or tempfile.mkdtemp(prefix="search_pareto-")
+    os.makedirs(work, exist_ok=True)
+    check_work(work, config(a))            # before any work: a wrong folder fails at once
     t0 = time.time()
     (x, y), test = hard_digits(a.train + a.val, a.test, a.size, seed=0)
     data = ((x[:a.train], y[:a.train]), (x[a.train:], y[a.train:]), test)
@@ -495,7 +536,6 @@ def main(argv=None):
         write_atomic(stem + ".md", render(res).encode())
         plot(res, stem + ".png")
 
-    work = a.work or tempfile.mkdtemp(prefix="search_pareto-")
     for seed in a.seeds:
         stages = [(run_model, name) for name in a.models]
         if seed in a.edgetpu_seeds:        # after the host comparison of every model of the seed
@@ -517,4 +557,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as e:
+        sys.exit(f"search_pareto: {e}")

@@ -112,7 +112,8 @@ def _kept(built, space, knob, value):
 # search ---
 def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, short_term_steps=100,
              long_term_epochs=1, out_dir=None, seed=0, batch_size=32, learning_rate=1e-3,
-             long_term_learning_rate=None, max_iterations=100, num_threads=1, knobs=None, calibrate=True):
+             long_term_learning_rate=None, max_iterations=100, num_threads=1, knobs=None, calibrate=True,
+             on_train_loss=None):
     """Shrinks `model` (a package MobileNetV3/V4 or MobileOne) to a predicted latency within `budget_ms`.
 
     Args:
@@ -138,6 +139,9 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
             callable Knob -> bool (e.g. only some rows).
         calibrate: with "host"/"host-int8", time `model` whole once and scale the block table
             to it (the block sum alone under-predicts whole models on this machine).
+        on_train_loss: called after every fine-tuning run with {"phase": "short_term" or
+            "long_term", "iteration", "knob" (its label; None for the long term), "losses": the
+            loss of every batch}, to watch the loss fall; None (the default) reports nothing.
 
     Returns:
         The adapted Functional model (its weights inherited from `model`, then fine-tuned).
@@ -199,7 +203,7 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
         while (state["current_ms"] > budget_ms and state["iteration"] < max_iterations
                and not state.get("stalled")):
             current, space = _iteration(current, space, state, pricer, train, val, budget_ms, step,
-                                        short_term_steps, learning_rate, seed, keep)
+                                        short_term_steps, learning_rate, seed, keep, on_train_loss)
             save_model(current, paths["current"])
             save_json(paths["log"], _log(state, source))
             save_json(paths["state"], state)
@@ -210,8 +214,9 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
             n = int(long_term_epochs)
             if n:
                 steps = sum(1 for _ in train.epoch(0)) * n
-                train_batches(current, train.steps(steps, seed + 7919), long_term_learning_rate or learning_rate,
-                       seed + 7919, steps)
+                losses = train_batches(current, train.steps(steps, seed + 7919),
+                                       long_term_learning_rate or learning_rate, seed + 7919, steps)
+                _report_loss(on_train_loss, "long_term", state["iteration"], None, losses)
             state["final_accuracy"] = evaluate(current, val)
             state["done"] = True
             save_model(current, paths["result"])
@@ -240,7 +245,7 @@ def _resume(paths, args):
 
 
 def _iteration(current, space, state, pricer, train, val, budget_ms, step, short_term_steps,
-               learning_rate, seed, keep=None):
+               learning_rate, seed, keep=None, on_train_loss=None):
     """One NetAdapt iteration: a proposal per knob, each short-term tuned; keeps the best."""
     it = state["iteration"] + 1
     target = max(state["current_ms"] - step * state["start_ms"], budget_ms)
@@ -280,7 +285,8 @@ def _iteration(current, space, state, pricer, train, val, budget_ms, step, short
         child = child_space.build().model
         inherit(built.model, child, _kept(built, space, knob, p["value"]))
         s = seed + 1000 * it + j
-        train_batches(child, train.steps(short_term_steps, s), learning_rate, s, short_term_steps)
+        losses = train_batches(child, train.steps(short_term_steps, s), learning_rate, s, short_term_steps)
+        _report_loss(on_train_loss, "short_term", it, knob.label, losses)
         acc = evaluate(child, val)
         rows.append({"knob": knob.label, "kind": knob.kind, "rows": list(knob.rows), "stem": knob.stem,
                      "from": space.value(knob), "to": p["value"], "predicted_ms": p["predicted_ms"],
@@ -300,6 +306,11 @@ def _iteration(current, space, state, pricer, train, val, budget_ms, step, short
                                 "predicted_ms": child_ms, "accuracy": acc})
     state.update(iteration=it, current_ms=child_ms)
     return child, child_space
+
+
+def _report_loss(on_train_loss, phase, iteration, knob, losses):
+    if on_train_loss is not None and losses:
+        on_train_loss({"phase": phase, "iteration": iteration, "knob": knob, "losses": losses})
 
 
 def _loss_per_ms(accuracy_before, accuracy, ms_removed):

@@ -87,12 +87,16 @@ def compile_classifier(model, learning_rate, eager):
 
 
 def train_batches(model, batches, learning_rate, seed, steps):
-    """`steps` batches of Adam; a short run stays eager (each proposal is a new graph to trace)."""
+    """`steps` batches of Adam; a short run stays eager (each proposal is a new graph to trace).
+    Returns the training loss of every batch."""
     import keras
     keras.utils.set_random_seed(seed)
     compile_classifier(model, learning_rate, eager=steps < EAGER_BELOW)
+    losses = []
     for x, y in batches:
-        model.train_on_batch(x, to_labels(y))
+        loss = model.train_on_batch(x, to_labels(y))
+        losses.append(float(loss[0] if isinstance(loss, (list, tuple)) else loss))
+    return losses
 
 
 def evaluate(model, data):

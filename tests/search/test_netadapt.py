@@ -197,6 +197,23 @@ def test_least_loss_per_ms_wins_when_no_proposal_reaches_the_target(parent, digi
     assert it["chosen"] == int(np.argmin(per_ms)) != int(np.argmax([r["accuracy"] for r in rows]))
 
 
+def test_training_losses_are_reported_per_fine_tuning_run(parent, digits, tmp_path):
+    """on_train_loss sees every short-term run (one per proposal, its batch losses) and the long
+    term, so a caller can watch the loss fall; nothing is reported without it."""
+    reports = []
+    train = (digits[0][0][:192], digits[0][1][:192])                # 3 batches of 64
+    budget = 0.999 * get_source("edgetpu").predict_ms(parent)       # one iteration reaches it
+    netadapt(parent, budget, train, digits[1], latency="edgetpu", step=0.1, short_term_steps=3,
+             long_term_epochs=1, out_dir=str(tmp_path), batch_size=64,
+             knobs=lambda k: (k.kind, k.rows) == ("mid", (10,)), on_train_loss=reports.append)
+    log = json.load(open(tmp_path / "search.json"))
+    short = [r for r in reports if r["phase"] == "short_term"]
+    assert [(r["iteration"], r["knob"]) for r in short] == [(1, p["knob"]) for p in log["iterations"][0]["proposals"]]
+    assert all(len(r["losses"]) == 3 and np.isfinite(r["losses"]).all() for r in short)
+    assert [(r["phase"], r["iteration"], r["knob"], len(r["losses"])) for r in reports[len(short):]] == \
+        [("long_term", 1, None, 3)]
+
+
 @pytest.mark.slow
 def test_host_table_prediction_tracks_measured_litert_latency(parent, searched):
     """The host table's predicted parent -> child speed-up matches the LiteRT-measured one
