@@ -163,7 +163,8 @@ def _keras_messages_to_absl():
 
 def export(model, path, quantization=None, representative_data=None, input_dtype=None,
            output_dtype=None, num_calibration_steps=100, batch_size=1, metadata=None, labels=None,
-           target=None, progress=True, allow_custom_ops=False, drop_calibration_outliers=True):
+           target=None, progress=True, allow_custom_ops=False, drop_calibration_outliers=True,
+           float_islands=True):
     """Exports `model` to `path` and returns an inspection report (`TFLiteReport`).
 
     Args:
@@ -194,6 +195,13 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         drop_calibration_outliers: int8 PTQ calibrates without the rare samples (at most 5 %)
             that drive some activation past 10x its usual peak (see `converter_for`); False
             calibrates plain min/max over every sample.
+        float_islands: int8 PTQ (no target): each int8 op that LiteRT's XNNPACK delegate refuses
+            (no int8 kernel: GELU, SOFTMAX, AVERAGE_POOL_2D, RSQRT, ...; BATCH_MATMUL with a
+            second-input zero-point; ADD/MUL beyond XNNPACK's scale ratios) runs as DEQUANTIZE
+            -> float op -> QUANTIZE, so XNNPACK takes the whole graph in one partition instead of
+            handing those ops to LiteRT's reference kernels between partitions. Each island is
+            listed in `report.extra["float_islands"]` with its reason. False keeps the
+            converter's int8 ops (a fully integer graph, e.g. for other int8 runtimes).
     """
     quantization, input_dtype, output_dtype = resolve_settings(quantization, target, input_dtype, output_dtype,
                                                                batch_size)
@@ -219,6 +227,11 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         from keras_mobile.tflite.int8_tail import float_softmax_tail
         data, tails = float_softmax_tail(data)
         lowering += ["int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX (XNNPACK delegates it)"] * bool(tails)
+    islands = []
+    if ptq and target is None and float_islands:
+        from keras_mobile.tflite.float_islands import float_islands as make_islands, summary
+        data, islands = make_islands(data)
+        lowering += [summary(islands)] * bool(islands)
     seconds = time.time() - t0
     if target == "edgetpu":
         from keras_mobile.tflite.edgetpu import check_op_versions, rejected_versions_error
@@ -239,4 +252,6 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         report.extra.update({"target": "edgetpu", "edgetpu": edgetpu.analyze(path)})
     if target == "edgetpu" or quantization == "int8":
         report.extra["lowering"] = "; ".join(lowering) or "none needed"
+    if islands:
+        report.extra["float_islands"] = [f"#{i} {op}: {why}" for i, op, why in islands]
     return report

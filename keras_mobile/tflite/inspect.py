@@ -84,7 +84,11 @@ class TFLiteReport:
     def __str__(self):
         lines = [f"TFLite file {self.path}: {self.file_bytes / 1024:.1f} KiB, {sum(self.ops.values())} ops"]
         for k, v in self.extra.items():
-            lines.append(f"  {k}: {v}")
+            if isinstance(v, list):        # one line per entry (e.g. the export's float islands)
+                lines.append(f"  {k} ({len(v)}):")
+                lines += [f"    {item}" for item in v[:20]] + ([f"    ... {len(v) - 20} more"] if len(v) > 20 else [])
+            else:
+                lines.append(f"  {k}: {v}")
         lines.append("  op histogram: " + ", ".join(f"{op} x{n}" for op, n in self.ops.most_common()))
         for t in self.inputs:
             lines.append(f"  input  {t}")

@@ -1,0 +1,228 @@
+"""Float islands: int8 ops that LiteRT's XNNPACK delegate refuses run as DEQUANTIZE -> float op ->
+QUANTIZE inside an otherwise int8 file, so XNNPACK takes the whole graph.
+
+XNNPACK has no int8 kernel for AVERAGE_POOL_2D, GELU, SOFTMAX, RSQRT, SQUARED_DIFFERENCE and
+HARD_SWISH, takes int8 BATCH_MATMUL only when its second input has zero-point 0, and int8
+ADD/SUB/MUL only within its input/output scale-ratio limits (measured one op at a time by
+`benchmarks/xnnpack_int8_ops.py`, results in benchmarks/results/xnnpack_int8_ops.md). Each refused
+op leaves LiteRT's reference kernel between two delegate partitions: an attention model's int8
+file falls into 17-53 partitions. Every float op of those kinds is delegated, and XNNPACK also
+runs the int8<->float32 converts, so rewriting a refused op as a float island keeps the whole
+graph in one partition. Neighbouring islands share their float tensors (no QUANTIZE/DEQUANTIZE
+pair between them), which only removes a rounding step.
+
+`float_islands` (used by `export` for int8 PTQ files) asks the installed LiteRT which ops its
+XNNPACK delegate left out; `to_float` is the rewrite, also used for the classifier tail
+(`int8_tail`)."""
+import flatbuffers
+import numpy as np
+
+from keras_mobile.tflite.metadata_format import _model_bytes, _schema
+
+# int8 ops XNNPACK runs only in float (benchmarks/results/xnnpack_int8_ops.md)
+FLOAT_ONLY = ("AVERAGE_POOL_2D", "GELU", "SOFTMAX", "RSQRT", "SQUARED_DIFFERENCE", "HARD_SWISH")
+# ops whose float form XNNPACK delegates: an island of one of these is worth making
+FLOAT_DELEGATED = FLOAT_ONLY + ("ADD", "SUB", "MUL", "BATCH_MATMUL", "QUANTIZE", "MEAN", "LOGISTIC", "TANH",
+                                "CONCATENATION", "TRANSPOSE", "RESHAPE", "MAX_POOL_2D", "PAD")
+
+
+def op_name(model, op):
+    """The builtin name ("CONV_2D") of a flatbuffer operator of `model` (a schema ModelT)."""
+    schema = _schema()
+    c = model.operatorCodes[op.opcodeIndex]
+    code = max(c.builtinCode, c.deprecatedBuiltinCode)
+    return next(k for k, v in vars(schema.BuiltinOperator).items() if v == code and not k.startswith("_"))
+
+
+def read_model(tflite):
+    """(schema ModelT, bytes) of a .tflite path or its bytes."""
+    data = _model_bytes(tflite)
+    return _schema().ModelT.InitFromPackedBuf(bytearray(data), 0), data
+
+
+def write_model(model, size_hint=0):
+    """The .tflite bytes of a schema ModelT."""
+    out = flatbuffers.Builder(size_hint + 1024)
+    out.Finish(model.Pack(out), file_identifier=b"TFL3")
+    return bytes(out.Output())
+
+
+def _quant(t):
+    q = t.quantization
+    if q is None or q.scale is None or not len(q.scale):
+        return None
+    zp = q.zeroPoint if q.zeroPoint is not None and len(q.zeroPoint) else [0] * len(q.scale)
+    return np.asarray(q.scale, np.float64), np.asarray(zp, np.int64), int(q.quantizedDimension or 0)
+
+
+def _scale(sg, t):
+    q = _quant(sg.tensors[int(t)])
+    return float(q[0][0]) if q else 0.0
+
+
+def refusal_reason(model, op):
+    """Why XNNPACK leaves this int8 op out (the measured rules of benchmarks/xnnpack_int8_ops.py)."""
+    sg = model.subgraphs[0]
+    name = op_name(model, op)
+    ins = [int(t) for t in op.inputs if t >= 0]
+    out = _scale(sg, op.outputs[0])
+    if name in FLOAT_ONLY:
+        return f"XNNPACK has no int8 {name} kernel"
+    if name == "BATCH_MATMUL":
+        q = _quant(sg.tensors[ins[1]])
+        zp = int(q[1][0]) if q else "?"
+        return f"XNNPACK's int8 BATCH_MATMUL needs zero-point 0 on its second input (it is {zp})"
+    if name in ("ADD", "SUB") and out:
+        ratios = ", ".join(f"{_scale(sg, t) / out:.3g}" for t in ins)
+        return f"input/output scale ratios {ratios} outside XNNPACK's int8 {name} limits"
+    if name == "MUL" and out:
+        return (f"product/output scale ratio {_scale(sg, ins[0]) * _scale(sg, ins[1]) / out:.3g} outside "
+                f"XNNPACK's int8 MUL limits")
+    if name == "QUANTIZE":
+        return "XNNPACK does not delegate an int8 -> int8 requantization"
+    return f"XNNPACK does not delegate this int8 {name}"
+
+
+def refused_int8_ops(tflite):
+    """{operator index: reason} of the int8 ops XNNPACK (as installed) leaves out of its partitions
+    and would take as float ops."""
+    from keras_mobile.tflite.inspect import xnnpack_partitions
+    model, data = read_model(tflite)
+    sg = model.subgraphs[0]
+    int8 = _schema().TensorType.INT8
+    _, outside = xnnpack_partitions(data)
+    picks = {}
+    for i, name in outside:
+        op = sg.operators[i]
+        if name in FLOAT_DELEGATED and sg.tensors[int(op.inputs[0])].type == int8 \
+                and all(sg.tensors[int(o)].type == int8 for o in op.outputs):
+            picks[i] = refusal_reason(model, op)
+    return picks
+
+
+def float_islands(tflite):
+    """Returns (tflite bytes, islands): every int8 op XNNPACK refuses (and runs in float) rewritten
+    as a float island, islands = [(operator index in the new file, op, reason)]; the input bytes
+    and [] when there is none."""
+    picks = refused_int8_ops(tflite)
+    model, data = read_model(tflite)
+    if not picks:
+        return data, []
+    return to_float(model, picks, len(data))
+
+
+def summary(islands):
+    """One line on the islands of `float_islands` (op counts), for the export's change notes."""
+    from collections import Counter
+    counts = Counter(op for _, op, _ in islands)
+    return (f"{len(islands)} int8 op(s) XNNPACK refuses run as float islands (DEQUANTIZE -> float op -> "
+            f"QUANTIZE; XNNPACK delegates them): " + ", ".join(f"{op} x{n}" for op, n in counts.most_common()))
+
+
+def to_float(model, picks, size_hint=0):
+    """Rewrites the operators `picks` ({index: reason}) of `model` (a schema ModelT, changed in
+    place) to compute in float32: their quantized inputs are dequantized (constants once, in the
+    file), their outputs quantized back unless every reader is another picked op or a single
+    DEQUANTIZE (then the float op writes that DEQUANTIZE's output, which is dropped). Returns
+    (tflite bytes, [(new operator index, op name, reason)])."""
+    schema = _schema()
+    sg = model.subgraphs[0]
+    ops = list(sg.operators)
+    readers = {}
+    for i, op in enumerate(ops):
+        for t in op.inputs:
+            readers.setdefault(int(t), []).append(i)
+    outputs = {int(t) for t in sg.outputs}
+    names = [op_name(model, op) for op in ops]
+    codes = _OpCodes(model)
+    as_float, dropped, new_ops, islands = {}, set(), [], []
+
+    def float_tensor(t):
+        src = sg.tensors[t]
+        f = schema.TensorT()
+        f.shape, f.shapeSignature, f.type = src.shape, src.shapeSignature, schema.TensorType.FLOAT32
+        f.name = (src.name or b"t") + b"/float"
+        f.buffer = 0
+        sg.tensors.append(f)
+        return len(sg.tensors) - 1
+
+    def float_input(t):
+        if t not in as_float:
+            if _quant(sg.tensors[t]) is None:      # shapes, axes: used as they are
+                return t
+            f = float_tensor(t)
+            data = model.buffers[sg.tensors[t].buffer].data if sg.tensors[t].buffer else None
+            if data is not None and len(data):     # a constant: store it dequantized
+                sg.tensors[f].buffer = _add_buffer(model, _dequantized(sg.tensors[t], data))
+            else:
+                new_ops.append(codes.op("DEQUANTIZE", [t], [f]))
+            as_float[t] = f
+        return as_float[t]
+
+    for i, op in enumerate(ops):
+        if i in dropped:
+            continue
+        if i not in picks:
+            new_ops.append(op)
+            continue
+        op.inputs = [float_input(int(t)) if t >= 0 else t for t in op.inputs]
+        new_ops.append(op)
+        islands.append((len(new_ops) - 1, names[i], picks[i]))
+        if names[i] == "QUANTIZE":                 # now float -> int8: already the island's exit
+            continue
+        later = []
+        for k, o in enumerate(int(t) for t in op.outputs):
+            rest = [r for r in readers.get(o, []) if r not in picks]
+            dq = [r for r in rest if names[r] == "DEQUANTIZE"]
+            if o not in outputs and len(rest) == len(dq) <= 1:
+                target = int(ops[dq[0]].outputs[0]) if dq else float_tensor(o)
+                dropped.update(dq)
+            else:
+                target = float_tensor(o)
+                later.append(codes.op("QUANTIZE", [target], [o]))
+            op.outputs[k] = target
+            as_float[o] = target
+        new_ops.extend(later)
+    sg.operators = new_ops
+    return write_model(model, size_hint), islands
+
+
+class _OpCodes:
+    """Operator codes of a model, added when missing (DEQUANTIZE of int8 is version 2)."""
+    VERSIONS = {"DEQUANTIZE": 2, "QUANTIZE": 1}
+
+    def __init__(self, model):
+        self.model, self.schema = model, _schema()
+
+    def op(self, name, inputs, outputs):
+        code = getattr(self.schema.BuiltinOperator, name)
+        codes = self.model.operatorCodes
+        index = next((i for i, c in enumerate(codes) if max(c.builtinCode, c.deprecatedBuiltinCode) == code), None)
+        if index is None:
+            c = self.schema.OperatorCodeT()
+            c.builtinCode, c.deprecatedBuiltinCode, c.version = code, min(code, 127), self.VERSIONS[name]
+            codes.append(c)
+            index = len(codes) - 1
+        op = self.schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = index, list(inputs), list(outputs)
+        return op
+
+
+def _dequantized(tensor, data):
+    schema = _schema()
+    dtype = {schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8,
+             schema.TensorType.INT16: np.int16, schema.TensorType.INT32: np.int32}[tensor.type]
+    q = np.frombuffer(bytes(bytearray(data)), dtype).reshape([int(d) for d in tensor.shape]).astype(np.float64)
+    scale, zp, axis = _quant(tensor)
+    if len(scale) > 1:                            # per channel along quantizedDimension
+        shape = [1] * q.ndim
+        shape[axis] = len(scale)
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return ((q - zp) * scale).astype(np.float32)
+
+
+def _add_buffer(model, array):
+    b = _schema().BufferT()
+    b.data = np.frombuffer(array.tobytes(), np.uint8)
+    model.buffers.append(b)
+    return len(model.buffers) - 1

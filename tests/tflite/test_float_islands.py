@@ -1,0 +1,102 @@
+"""Float islands (tflite/float_islands.py): the int8 ops XNNPACK refuses run as DEQUANTIZE -> float
+op -> QUANTIZE, so the default int8 file is one XNNPACK partition and computes what the plain
+int8 file computes (up to the int8 rounding the islands skip)."""
+import keras
+import numpy as np
+import pytest
+
+import keras_mobile
+from keras_mobile.tflite import export, run_tflite
+from keras_mobile.tflite.float_islands import op_name, read_model, to_float
+from keras_mobile.tflite.inspect import make_interpreter, op_details
+from keras_mobile.tflite.representative import set_bn_statistics
+
+
+def tiny_attention():
+    """GELU, LayerNorm (SQUARED_DIFFERENCE, RSQRT), attention (BATCH_MATMUL, SOFTMAX): the int8
+    ops of the attention models that XNNPACK refuses, in a model that converts in seconds."""
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    x = keras.Input((16, 16, 3))
+    h = L.Conv2D(16, 3, strides=2, padding="same")(L.Rescaling(1 / 255)(x))
+    h = L.Reshape((64, 16))(L.Activation("gelu")(h))
+    n = L.LayerNormalization()(h)
+    q, k, v = (L.Dense(16)(n) for _ in range(3))
+    scores = L.Softmax()(L.Lambda(lambda t: keras.ops.matmul(t[0], keras.ops.transpose(t[1], (0, 2, 1))))([q, k]))
+    h = L.Add()([h, L.Lambda(lambda t: keras.ops.matmul(t[0], t[1]))([scores, v])])
+    return keras.Model(x, L.Dense(10)(L.GlobalAveragePooling1D()(h)))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    model = tiny_attention()
+    x = np.random.default_rng(0).uniform(0, 255, (24, 16, 16, 3)).astype("float32")
+    folder = tmp_path_factory.mktemp("islands")
+    kw = dict(representative_data=x[:16], num_calibration_steps=16, progress=False)
+    islands = export(model, folder / "islands.tflite", "int8", **kw)
+    plain = export(model, folder / "plain.tflite", "int8", float_islands=False, **kw)
+    return model, np.round(x[16:]), islands, plain
+
+
+def test_islands_make_one_partition_and_keep_the_int8_answers(files):
+    model, x, islands, plain = files
+    assert plain.delegate_partitions > 1, plain.float_ops
+    assert {"BATCH_MATMUL", "SOFTMAX", "GELU"} <= {op for _, op in plain.undelegated_ops}
+    assert islands.delegate_partitions == 1 and islands.undelegated_ops == [(0, "QUANTIZE")], islands.undelegated_ops
+    keras_out = model.predict(x, verbose=0)
+    a, b = run_tflite(plain.path, x), run_tflite(islands.path, x)
+    span = np.abs(keras_out).max()
+    # the islands skip int8 roundings, so they stay as close to Keras as the plain int8 file
+    assert np.abs(a - b).max() <= 0.1 * span, (np.abs(a - b).max(), span)
+    assert np.abs(b - keras_out).max() <= max(1.5 * np.abs(a - keras_out).max(), 0.02 * span)
+
+
+def test_report_names_each_island_and_why(files):
+    _, _, islands, plain = files
+    named = islands.extra["float_islands"]
+    assert any("GELU: XNNPACK has no int8 GELU kernel" in s for s in named), named
+    assert any("SOFTMAX: XNNPACK has no int8 SOFTMAX kernel" in s for s in named), named
+    assert sum("BATCH_MATMUL: XNNPACK's int8 BATCH_MATMUL needs zero-point 0 on its second input" in s
+               for s in named) == 2, named
+    assert "float islands" in islands.extra["lowering"] and "float_islands" in str(islands)
+    ops = op_details(make_interpreter(islands.path, delegates=False))
+    for entry in named:        # each island sits at the index it is reported at, between DEQUANTIZE/QUANTIZE
+        index, op = entry[1:].split(":")[0].split()
+        assert ops[int(index)]["op_name"] == op
+    # opt-out: the converter's graph, every op int8
+    assert "float_islands" not in plain.extra and "float islands" not in plain.extra["lowering"]
+
+
+def test_constants_of_an_island_are_stored_dequantized(files):
+    """A FULLY_CONNECTED made an island reads its per-channel int8 weights and int32 bias as float
+    constants: same answers to float rounding of the int8 accumulation."""
+    _, x, _, plain = files
+    model, data = read_model(plain.path)
+    fc = [i for i, op in enumerate(model.subgraphs[0].operators) if op_name(model, op) == "FULLY_CONNECTED"]
+    rewritten, islands = to_float(model, {i: "test" for i in fc}, len(data))
+    assert [op for _, op, _ in islands] == ["FULLY_CONNECTED"] * len(fc)
+    it = make_interpreter(rewritten)
+    dtypes = {t["index"]: t["dtype"] for t in it.get_tensor_details()}
+    plain_it = make_interpreter(rewritten, delegates=False)
+    fcs = [o for o in op_details(plain_it) if o["op_name"] == "FULLY_CONNECTED"]
+    assert all(dtypes[t] == np.float32 for o in fcs for t in list(o["inputs"]) + list(o["outputs"]) if t >= 0)
+    out, ref = run_tflite("rewritten", x, interpreter=it), run_tflite(plain.path, x)
+    assert np.abs(out - ref).max() <= 0.05 * np.abs(ref).max(), (np.abs(out - ref).max(), np.abs(ref).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, size", [("MobileNetV4HybridM", 128), ("EfficientFormerL1", 224)])
+def test_attention_models_are_one_partition(tmp_path, name, size):
+    """The package's attention models: the default int8 file is one XNNPACK partition and answers
+    like the int8 file without islands (EfficientFormer only takes 224 px: its attention biases)."""
+    model = getattr(keras_mobile, name)(weights=None, input_shape=(size, size, 3), classes=10,
+                                        classifier_activation=None)
+    x = np.random.default_rng(0).uniform(0, 255, (12, size, size, 3)).astype("float32")
+    set_bn_statistics(model, x[:8])
+    kw = dict(representative_data=x[:8], num_calibration_steps=8, progress=False)
+    islands = export(model, tmp_path / "islands.tflite", "int8", **kw)
+    plain = export(model, tmp_path / "plain.tflite", "int8", float_islands=False, **kw)
+    assert plain.delegate_partitions > 1
+    assert islands.delegate_partitions == 1, islands.undelegated_ops
+    a, b = run_tflite(plain.path, np.round(x[8:])), run_tflite(islands.path, np.round(x[8:]))
+    assert np.abs(a - b).max() <= 0.1 * np.abs(a).max()
