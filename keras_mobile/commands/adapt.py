@@ -1,6 +1,8 @@
-"""`keras-mobile adapt MODEL --budget-ms X`: NetAdapt a MobileNetV3/V4 or MobileOne to a latency budget.
+"""`keras-mobile adapt MODEL --budget-ms X`: NetAdapt a MobileNetV3/V4, MobileOne or EfficientFormer to a
+latency budget.
 
-MODEL is a trained `.keras` file of a package MobileNetV3/V4 or MobileOne, or a constructor name (then it is
+MODEL is a trained `.keras` file of a package MobileNetV3/V4, MobileOne or EfficientFormer, or a
+constructor name (then it is
 first trained from scratch for --pretrain-epochs on the data). DIR receives `model.keras`,
 `search.json` (every proposal: block, widths, predicted ms, short-term accuracy; the chosen
 path) and `pareto.png` (accuracy vs predicted latency of every proposal, the chosen path
@@ -8,7 +10,7 @@ marked; start and result at their LiteRT-measured latency when the source is thi
 """
 import os
 
-help = "shrink a MobileNetV3/V4 or MobileOne to a latency budget with NetAdapt (host LiteRT, int8, EdgeTPU roofline or a table)"
+help = "shrink a MobileNetV3/V4, MobileOne or EfficientFormer to a latency budget with NetAdapt (host LiteRT, int8, EdgeTPU roofline or a table)"
 
 
 def add_arguments(p):
@@ -17,7 +19,8 @@ def add_arguments(p):
     p.add_argument("--latency", default="host", help="host | host-int8 | edgetpu | a latency-table .json")
     p.add_argument("--data", default="digits", help="digits | folder:PATH | tfds:NAME")
     p.add_argument("--out", required=True, help="output folder (a second run with the same arguments resumes)")
-    p.add_argument("--image-size", type=int, default=None, help="input size for a constructor name (default 64)")
+    p.add_argument("--image-size", type=int, default=None, help="input size for a constructor name (default 64; EfficientFormer: 224, "
+                   "the only size it builds at)")
     p.add_argument("--step", type=float, default=0.05, help="fraction of the start latency cut per iteration")
     p.add_argument("--short-term-steps", type=int, default=100)
     p.add_argument("--long-term-epochs", type=int, default=3)
@@ -122,16 +125,17 @@ def run(args):
         _fail(f"--budget-ms must be positive, got {args.budget_ms}")
     if not (args.data == "digits" or args.data.startswith(("folder:", "tfds:"))):
         _fail(f"--data must be digits, folder:PATH or tfds:NAME, got {args.data!r}")
+    fixed = None                 # the one input size a model builds at (EfficientFormer: 224)
     if args.model.endswith(".keras"):
         if not os.path.isfile(args.model):
             _fail(f"{args.model} does not exist")
     else:
-        from keras_mobile.applications.registry import get_model
+        from keras_mobile.applications.registry import entry
         try:
-            get_model(args.model)
+            fixed = entry(args.model).spec().fixed_size
         except ValueError as e:
             _fail(str(e))
-    size = args.image_size or 64
+    size = args.image_size or fixed or 64
     if args.model.endswith(".keras") and os.path.isfile(args.model):
         import keras
         size = int(keras.models.load_model(args.model).inputs[0].shape[1])

@@ -114,11 +114,14 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
              long_term_epochs=1, out_dir=None, seed=0, batch_size=32, learning_rate=1e-3,
              long_term_learning_rate=None, max_iterations=100, num_threads=1, knobs=None, calibrate=True,
              on_train_loss=None):
-    """Shrinks `model` (a package MobileNetV3/V4 or MobileOne) to a predicted latency within `budget_ms`.
+    """Shrinks `model` (a package MobileNetV3/V4, MobileOne or EfficientFormer) to a predicted
+    latency within `budget_ms`.
 
     Args:
-        model: a trained keras_mobile MobileNetV3/V4 or train-time MobileOne classifier (any
-            width multiplier, or a result of an earlier search).
+        model: a trained keras_mobile MobileNetV3/V4, train-time MobileOne or EfficientFormer
+            classifier (any width multiplier, or a result of an earlier search). EfficientFormer's
+            knobs are its Meta4D/Meta3D MLP widths and its stage widths (a stage's downsample and
+            the Meta blocks after it; the stem with stage 0).
         budget_ms: the latency to reach, in milliseconds of the `latency` source.
         train_data, val_data: (x, y) arrays of raw pixels at the model's input size and integer
             labels, or tf.data pipelines of (x, y) batches (integer or one-hot labels).

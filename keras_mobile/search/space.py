@@ -25,7 +25,7 @@ from keras_mobile.applications import builder
 from keras_mobile.applications.blocks import BLOCKS, BlockContext, make_divisible, round_channels
 
 DIVISOR = 8                      # widths stay multiples of 8 (SIMD lanes, EdgeTPU channel tiles)
-SEARCHABLE = ("mobilenetv3", "mobilenetv4", "mobileone")   # families whose rows the knobs cover
+SEARCHABLE = ("mobilenetv3", "mobilenetv4", "mobileone", "efficientformer")   # families whose rows the knobs cover
 
 
 @dataclass(frozen=True)
