@@ -14,8 +14,14 @@ LayerNormalization as Keras lowers it leaves a float NEG (with DEQUANTIZE/QUANTI
 in an int8 graph: a float island where the Edge TPU mapping ends. Written out as
 (x - mean) * rsqrt(var + eps) * gamma + beta it is all int8 (MEAN, SUB, MUL, ADD, RSQRT), the
 same function.
+
+AveragePooling2D (EfficientFormer's pool token mixer) has an int8 AVERAGE_POOL_2D that XNNPACK
+does not delegate; the default int8 export writes it as a depthwise convolution with weights
+1/(k*k) times a constant border map (exact, `AveragePoolAsDepthwise`). The Edge TPU runs
+AVERAGE_POOL_2D itself, so its export keeps the op.
 """
 import keras
+import numpy as np
 from keras import ops
 
 from keras_mobile import graph
@@ -60,6 +66,46 @@ class ExplicitLayerNorm(keras.layers.Layer):
         return y + s.beta if s.center else y
 
 
+class AveragePoolAsDepthwise(keras.layers.Layer):
+    """A built AveragePooling2D (channels_last) as a depthwise convolution with weights 1/(k*k),
+    times a constant map k*k / (window cells inside the image) where a "same" window overlaps
+    the border: the same function (Keras, like timm's count_include_pad=False, averages over the
+    cells inside the image), with int8 DEPTHWISE_CONV_2D and MUL ops, which XNNPACK delegates
+    (its AVERAGE_POOL_2D is float only). Used for export only (not serialized)."""
+
+    def __init__(self, source, **kwargs):
+        super().__init__(name=source.name, dtype=source.dtype_policy, **kwargs)
+        self.pool, self.strides, self.padding = source.pool_size, source.strides, source.padding
+
+    def build(self, input_shape):
+        (kh, kw), channels = self.pool, input_shape[-1]
+        self.kernel = np.full((kh, kw, channels, 1), 1.0 / (kh * kw), "float32")
+        self.border = None
+        if self.padding == "same":
+            rows, cols = (_window_cells(n, k, s) for n, k, s in zip(input_shape[1:3], self.pool, self.strides))
+            border = (kh * kw) / np.outer(rows, cols)
+            if not np.all(border == 1.0):
+                self.border = border[None, :, :, None].astype("float32")
+
+    def call(self, x):
+        y = ops.depthwise_conv(x, self.kernel, strides=self.strides, padding=self.padding)
+        return y if self.border is None else y * self.border
+
+
+def _window_cells(size, k, stride):
+    """How many of a "same"-padded window's k cells fall inside an axis of `size`, per output."""
+    out = -(-size // stride)
+    before = max((out - 1) * stride + k - size, 0) // 2
+    starts = np.arange(out) * stride - before
+    return np.minimum(starts + k, size) - np.maximum(starts, 0)
+
+
+def _lowerable_pool(layer):
+    # the border map of a "same" window needs the static image size
+    return isinstance(layer, keras.layers.AveragePooling2D) and layer.data_format == "channels_last" \
+        and (layer.padding == "valid" or (layer.padding == "same" and None not in layer.input.shape[1:3]))
+
+
 def _last_axis_layer_norm(layer):
     if not isinstance(layer, keras.layers.LayerNormalization) or getattr(layer, "rms_scaling", False):
         return False
@@ -68,11 +114,12 @@ def _last_axis_layer_norm(layer):
     return len(axes) == 1 and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1))
 
 
-def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True):
+def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, pool_as_depthwise=False):
     """Returns (model, changes): a clone sharing `model`'s weights in which ops the Edge TPU lacks
     are rewritten into supported ones (hard-swish -> MUL/ADD+RELU6/MUL, exact; GELU ->
     x * sigmoid(1.702 x), approximate, unless approximate_gelu=False; LayerNorm written out,
-    exact, unless explicit_layer_norm=False), and a list of change notes (empty when nothing
+    exact, unless explicit_layer_norm=False; with pool_as_depthwise, AveragePooling2D ->
+    depthwise conv and border map, exact), and a list of change notes (empty when nothing
     needed rewriting: `model` itself is returned)."""
     rewrites = {name: hard_swish_edgetpu for name in HARD_SWISH_NAMES}
     if approximate_gelu:
@@ -80,7 +127,8 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True):
     targets = {id(layer): rewrites[_activation_name(layer)] for layer in graph.leaf_layers(model)
                if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in rewrites}
     norms = {id(layer) for layer in graph.leaf_layers(model) if explicit_layer_norm and _last_axis_layer_norm(layer)}
-    if not targets and not norms:
+    pools = {id(layer) for layer in graph.leaf_layers(model) if pool_as_depthwise and _lowerable_pool(layer)}
+    if not targets and not norms and not pools:
         return model, []
 
     def clone(layer):
@@ -88,6 +136,8 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True):
             return keras.layers.Activation(targets[id(layer)], name=layer.name, dtype=layer.dtype_policy)
         if id(layer) in norms:
             return ExplicitLayerNorm(layer)
+        if id(layer) in pools:
+            return AveragePoolAsDepthwise(layer)
         return layer          # reuse: weights stay shared with the original model
 
     new = keras.models.clone_model(model, clone_function=clone, recursive=True)
@@ -96,6 +146,9 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True):
     if norms:
         changes.append(f"LayerNorm x{len(norms)} -> (x-mean)*rsqrt(var+eps)*gamma+beta (exact; all int8, "
                        f"Keras' lowering leaves a float NEG)")
+    if pools:
+        changes.append(f"AveragePooling2D x{len(pools)} -> depthwise conv 1/(k*k) x border map (exact; int8 "
+                       f"AVERAGE_POOL_2D is not delegated to XNNPACK)")
     if counts[hard_swish_edgetpu]:
         changes.append(f"hard-swish x{counts[hard_swish_edgetpu]} -> relu6(x+3)*(x/6) (MUL, ADD+RELU6, MUL; "
                        f"exact; HARD_SWISH is not an Edge TPU op and its int8 kernel is not delegated to XNNPACK)")
@@ -106,8 +159,9 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True):
 
 
 def xnnpack_int8_friendly(model):
-    """The default int8 (PTQ) export's rewrite: hard-swish -> relu6(x+3)*(x/6) only (exact). LiteRT's
-    int8 HARD_SWISH kernel is not delegated to XNNPACK, so every HARD_SWISH op cuts the graph into
-    another delegate partition; MUL and ADD+RELU6 are delegated. Returns (model, changes) as
-    `edgetpu_friendly` does."""
-    return edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False)
+    """The default int8 (PTQ) export's rewrite: hard-swish -> relu6(x+3)*(x/6) and AveragePooling2D
+    -> depthwise conv x border map (both exact). LiteRT's int8 HARD_SWISH and AVERAGE_POOL_2D
+    kernels are not delegated to XNNPACK, so every such op cuts the graph into another delegate
+    partition (or needs a float island); MUL, ADD+RELU6 and DEPTHWISE_CONV_2D are delegated in
+    int8. Returns (model, changes) as `edgetpu_friendly` does."""
+    return edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False, pool_as_depthwise=True)
