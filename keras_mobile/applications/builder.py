@@ -136,6 +136,9 @@ def build_model(spec, *, include_top=True, weights="imagenet", input_tensor=None
     `timm_name`; on_block is passed to `build_trunk`."""
     from keras_mobile.weights.source import parse
     weights = parse(spec.timm_name, weights)   # once: str / pathlib.Path / tag / None
+    if weights.kind == "hub" and weights.timm_name != spec.timm_name:
+        raise ValueError(f"weights={weights!r} was parsed for {weights.timm_name}, but this model is "
+                         f"{spec.timm_name}; pass the tag itself")
     info = _check_arguments(spec, include_top, weights, input_tensor, input_shape, pooling, classes,
                             output_stride)
     size = info["default_size"]

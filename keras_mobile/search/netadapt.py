@@ -222,8 +222,7 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
                 _report_loss(on_train_loss, "long_term", state["iteration"], None, losses)
             state["final_accuracy"] = evaluate(current, val)
             state["done"] = True
-            save_model(current, paths["result"])
-            save_model(current, paths["current"])
+            save_model(current, paths["result"], paths["current"])
             save_json(paths["state"], state)
             save_json(paths["log"], _log(state, source))
         source.save()

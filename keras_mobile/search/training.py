@@ -115,12 +115,14 @@ def save_json(path, obj):
     write_atomic(path, json.dumps(obj, indent=1, default=float).encode())
 
 
-def save_model(model, path):
-    """`model` as .keras without its optimizer: an uncompiled copy (Keras 3 ignores
-    include_optimizer for .keras, and Adam's two slots per weight triple the file)."""
+def save_model(model, *paths):
+    """`model` as .keras at each of `paths` (atomically), without its optimizer: an uncompiled
+    copy, made once (Keras 3 ignores include_optimizer for .keras, and Adam's two slots per
+    weight triple the file)."""
     copy = type(model).from_config(model.get_config())     # clone_model would compile it again
     copy.set_weights(model.get_weights())
-    save_atomic(path, copy.save)
+    for path in paths:
+        save_atomic(path, copy.save)
 
 
 def progress(total, desc, unit="proposal"):

@@ -58,8 +58,9 @@ def build_finetune_model(name, num_classes, weights="imagenet", input_size=None,
         classifier_activation: "softmax" (default) or None for logits.
         **kwargs: other constructor arguments (e.g. `minimalistic=True` for MobileNetV3).
     """
-    from keras_mobile.applications.registry import get_model
-    ctor = get_model(name)
+    from keras_mobile.applications.registry import entry
+    model_entry = entry(name)
+    ctor = model_entry.constructor
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     from keras_mobile.weights.source import parse
@@ -67,17 +68,19 @@ def build_finetune_model(name, num_classes, weights="imagenet", input_size=None,
               classifier_activation=classifier_activation)
     if input_size is not None:
         kw["input_shape"] = (int(input_size), int(input_size), 3)
-    # the architecture (which selects a tag's checkpoint) is only needed, and a probe built, for tags
-    probe_kw = {k: v for k, v in kw.items() if k in ("input_shape", "minimalistic", "alpha")}
-    source = parse(lambda: ctor(weights=None, include_top=False, **probe_kw).timm_name, weights)
+    # the architecture (which selects a tag's checkpoint) is only needed for tags; the table
+    # names it (from the family's arguments, e.g. minimalistic), no model is built for it
+    family_kw = {k: v for k, v in kw.items() if k in model_entry.defaults}
+    source = parse(lambda: model_entry.spec(**family_kw).timm_name, weights)
     if source.kind == "none":
         return ctor(weights=None, classes=num_classes, **kw)
     if source.kind == "keras_file":
         model = ctor(weights=None, classes=num_classes, **kw)
         _load_keras_weights_except_classifier(model, source.path)
         return model
-    ckpt_classes = source.num_classes or _file_classes(source.path, ctor)
-    model = ctor(weights=source.path or source.value, classes=ckpt_classes, **kw)
+    ckpt_classes = source.num_classes or _file_classes(source.path, model_entry)
+    # the parsed source itself for a tag (parsing it again would resolve the tag again)
+    model = ctor(weights=source if source.kind == "hub" else source.path, classes=ckpt_classes, **kw)
     if ckpt_classes == num_classes:
         return model
     return replace_classifier(model, num_classes)
@@ -164,13 +167,11 @@ def _load_keras_weights_except_classifier(model, path):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _file_classes(path, ctor):
+def _file_classes(path, model_entry):
     """Classes of a timm-layout checkpoint's classifier, from the file's header (the classifier
-    paths of `ctor`'s registry entry)."""
+    paths of the model's registry entry)."""
     from safetensors import safe_open
-
-    from keras_mobile.applications.registry import entry
-    paths = entry(ctor.__name__).classifier
+    paths = model_entry.classifier
     try:
         with safe_open(path, "np") as f:
             for key in (p + ".weight" for p in paths):

@@ -142,3 +142,27 @@ def test_a_build_resolves_the_weights_argument_once(hub, checkpoint, monkeypatch
     monkeypatch.setattr(registry, "resolve", lambda *a, **k: calls.append(a) or real(*a, **k))
     model = build("imagenet")
     assert len(calls) == 1 and same_outputs(model, source) == 0.0
+
+
+def test_fine_tuning_resolves_the_weights_argument_once(hub, checkpoint, monkeypatch):
+    """build_finetune_model parses weights= once and hands the parsed source to the constructor
+    (it handed on the tag, which the constructor resolved a second time)."""
+    from keras_mobile import training
+    data, source = checkpoint
+    hub.add(INFO.hf_hub_id, data)
+    calls = []
+    real = registry.resolve
+    monkeypatch.setattr(registry, "resolve", lambda *a, **k: calls.append(a) or real(*a, **k))
+    model = training.build_finetune_model("MobileNetV3Small", 5, weights="imagenet", input_size=SHAPE[0])
+    assert len(calls) == 1
+    new = {layer.name for layer in training.classifier_layers(model)}
+    for layer in model.layers:
+        if layer.weights and layer.name not in new:
+            for a, b in zip(layer.get_weights(), source.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_a_source_parsed_for_another_architecture_is_refused():
+    from keras_mobile.weights.source import parse
+    with pytest.raises(ValueError, match="parsed for mobilenetv4_conv_small, but this model is mobilenetv3_small_100"):
+        build(parse("mobilenetv4_conv_small", "imagenet"))
