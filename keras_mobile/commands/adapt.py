@@ -65,17 +65,9 @@ def load_data(spec, size, batch_size, seed=0):
     _fail(f"--data must be digits, folder:PATH or tfds:NAME, got {spec!r}")
 
 
-def _model(args, size, classes, train):
+def _from_scratch(args, ctor, size, classes, train):
+    """A constructor's model trained from scratch for --pretrain-epochs."""
     import keras
-    if args.model.endswith(".keras"):
-        if not os.path.isfile(args.model):
-            _fail(f"{args.model} does not exist")
-        return keras.models.load_model(args.model)
-    from keras_mobile.applications.registry import get_model
-    try:
-        ctor = get_model(args.model)
-    except ValueError as e:
-        _fail(str(e))
     keras.utils.set_random_seed(args.seed)
     model = ctor(weights=None, input_shape=(size, size, 3), classes=classes)
     model.compile("adam", "sparse_categorical_crossentropy")
@@ -125,22 +117,24 @@ def run(args):
         _fail(f"--budget-ms must be positive, got {args.budget_ms}")
     if not (args.data == "digits" or args.data.startswith(("folder:", "tfds:"))):
         _fail(f"--data must be digits, folder:PATH or tfds:NAME, got {args.data!r}")
-    fixed = None                 # the one input size a model builds at (EfficientFormer: 224)
+    model = model_entry = None
     if args.model.endswith(".keras"):
         if not os.path.isfile(args.model):
             _fail(f"{args.model} does not exist")
+        import keras
+        model = keras.models.load_model(args.model)
+        size = int(model.inputs[0].shape[1])
     else:
         from keras_mobile.applications.registry import entry
         try:
-            fixed = entry(args.model).spec().fixed_size
+            model_entry = entry(args.model)
         except ValueError as e:
             _fail(str(e))
-    size = args.image_size or fixed or 64
-    if args.model.endswith(".keras") and os.path.isfile(args.model):
-        import keras
-        size = int(keras.models.load_model(args.model).inputs[0].shape[1])
+        # EfficientFormer builds at one size only (224)
+        size = args.image_size or model_entry.spec().fixed_size or 64
     train, val, classes = load_data(args.data, size, args.batch_size, args.seed)
-    model = _model(args, size, classes, train)
+    if model is None:
+        model = _from_scratch(args, model_entry.constructor, size, classes, train)
     try:
         result = netadapt(model, args.budget_ms, train, val, latency=args.latency, step=args.step,
                           short_term_steps=args.short_term_steps, long_term_epochs=args.long_term_epochs,
