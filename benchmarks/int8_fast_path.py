@@ -24,9 +24,11 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -42,7 +44,8 @@ CONV_MODELS = ["MobileNetV3Small", "MobileNetV4ConvS", "MobileOneS0[fused]", "Mo
 
 HEAD_MODELS = ["SSDLite/MobileNetV4ConvS", "SSDLite/MobileNetV3Large", "LRASPP/MobileNetV3Large",
                "LRASPP/MobileNetV4ConvS"]
-ATTENTION_MODELS = ["MobileNetV4HybridM", "EfficientFormerL1"]
+ATTENTION_MODELS = ["MobileNetV4HybridM", "EfficientFormerL1", "EfficientFormerL3", "MobileNetV4HybridL",
+                    "EfficientFormerL7"]
 SETS = {"conv": CONV_MODELS, "heads": HEAD_MODELS, "attention": ATTENTION_MODELS}
 
 
@@ -82,7 +85,8 @@ def files(name, workdir, calib_n):
                                                        progress=False).convert())
         report = export(model, paths["default"], "int8", representative_data=x, num_calibration_steps=calib_n,
                         progress=False)
-    info = {"input": list(size), "lowering": report.extra.get("lowering")}
+    info = {"input": list(size), "lowering": report.extra.get("lowering"),
+            "float_islands": report.extra.get("float_islands", [])}
     for q, p in paths.items():
         parts, outside = xnnpack_partitions(p)
         info[q] = {"partitions": parts, "undelegated": [op for _, op in outside], "kib": os.path.getsize(p) / 1024}
@@ -112,6 +116,7 @@ def render(r):
              f"BatchNorm statistics from random pixels. Ratios: medians of per-round ratios, files timed interleaved.", "",
              "| model | input | threads | load | fp32 ms | converter int8 / fp32 | default int8 / fp32 | partitions converter -> default | left outside XNNPACK (default) |",
              "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    islands = []
     for name, m in r["models"].items():
         if "error" in m:
             lines.append(f"| {name} | | | | | | | error: {m['error']} | |")
@@ -123,6 +128,11 @@ def render(r):
                          f"{'-' if conv is None else f'{conv:.3f}'} | {row['default_over_fp32']:.3f} | "
                          f"{conv_parts} -> {m['default']['partitions']} | "
                          f"{', '.join(m['default']['undelegated']) or '-'} |")
+        if m.get("float_islands"):
+            islands.append(f"- {name}: {island_kinds(m['float_islands'])}")
+    if islands:
+        lines += ["", "Float islands of the default file (int8 ops XNNPACK refuses, run as DEQUANTIZE -> float op -> "
+                  "QUANTIZE inside its partition; `keras_mobile/tflite/float_islands.py`):", ""] + islands
     return "\n".join(lines) + "\n"
 
 
@@ -149,6 +159,16 @@ def main(argv=None):
         with open(args.out + ".md", "w") as f:
             f.write(render(r))
     print(render(r))
+
+
+def island_kinds(islands):
+    """'GELU x15 (XNNPACK has no int8 GELU kernel), ...' from export's float-island entries
+    ('#i OP: reason'), the reasons without their per-op numbers."""
+    kinds = Counter(re.sub(r" \(it is [^)]*\)|(ratios?) [-+0-9.e, ]+ ", r"\1 ", entry.split(": ", 1)[1]).strip()
+                    for entry in islands)
+    ops = Counter(entry.split(": ", 1)[0].split()[1] for entry in islands)
+    return ", ".join(f"{op} x{ops[op]}: " + "; ".join(k for k in kinds if re.search(rf"\b{op}\b", k))
+                     for op in ops)
 
 
 if __name__ == "__main__":
