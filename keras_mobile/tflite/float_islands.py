@@ -21,9 +21,10 @@ from keras_mobile.tflite.metadata_format import _model_bytes, _schema
 
 # int8 ops XNNPACK runs only in float (benchmarks/results/xnnpack_int8_ops.md)
 FLOAT_ONLY = ("AVERAGE_POOL_2D", "GELU", "SOFTMAX", "RSQRT", "SQUARED_DIFFERENCE", "HARD_SWISH")
-# ops whose float form XNNPACK delegates: an island of one of these is worth making
-FLOAT_DELEGATED = FLOAT_ONLY + ("ADD", "SUB", "MUL", "BATCH_MATMUL", "QUANTIZE", "MEAN", "LOGISTIC", "TANH",
-                                "CONCATENATION", "TRANSPOSE", "RESHAPE", "MAX_POOL_2D", "PAD")
+# ops whose float form XNNPACK delegates (measured in the same benchmark): an island of one of these
+# is worth making
+FLOAT_DELEGATED = FLOAT_ONLY + ("ADD", "SUB", "MUL", "BATCH_MATMUL", "MEAN", "LOGISTIC", "TANH", "CONCATENATION",
+                                "TRANSPOSE", "MAX_POOL_2D", "PAD", "RESIZE_BILINEAR")
 
 
 def op_name(model, op):
@@ -78,8 +79,6 @@ def refusal_reason(model, op):
     if name == "MUL" and out:
         return (f"product/output scale ratio {_scale(sg, ins[0]) * _scale(sg, ins[1]) / out:.3g} outside "
                 f"XNNPACK's int8 MUL limits")
-    if name == "QUANTIZE":
-        return "XNNPACK does not delegate an int8 -> int8 requantization"
     return f"XNNPACK does not delegate this int8 {name}"
 
 
@@ -168,8 +167,6 @@ def to_float(model, picks, size_hint=0):
         op.inputs = [float_input(int(t)) if t >= 0 else t for t in op.inputs]
         new_ops.append(op)
         islands.append((len(new_ops) - 1, names[i], picks[i]))
-        if names[i] == "QUANTIZE":                 # now float -> int8: already the island's exit
-            continue
         later = []
         for k, o in enumerate(int(t) for t in op.outputs):
             rest = [r for r in readers.get(o, []) if r not in picks]

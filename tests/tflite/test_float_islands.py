@@ -7,8 +7,8 @@ import pytest
 
 import keras_mobile
 from keras_mobile.tflite import export, run_tflite
-from keras_mobile.tflite.float_islands import op_name, read_model, to_float
-from keras_mobile.tflite.inspect import make_interpreter, op_details
+from keras_mobile.tflite.float_islands import float_islands, op_name, read_model, to_float, write_model
+from keras_mobile.tflite.inspect import make_interpreter, op_details, xnnpack_partitions
 from keras_mobile.tflite.representative import set_bn_statistics
 
 
@@ -87,8 +87,9 @@ def test_constants_of_an_island_are_stored_dequantized(files):
 @pytest.mark.slow
 @pytest.mark.parametrize("name, size", [("MobileNetV4HybridM", 128), ("EfficientFormerL1", 224)])
 def test_attention_models_are_one_partition(tmp_path, name, size):
-    """The package's attention models: the default int8 file is one XNNPACK partition and answers
-    like the int8 file without islands (EfficientFormer only takes 224 px: its attention biases)."""
+    """The package's attention models: the default int8 file is one XNNPACK partition and is as close
+    to Keras as the int8 file without islands (EfficientFormer only takes 224 px: its attention biases)."""
+    keras.utils.set_random_seed(0)
     model = getattr(keras_mobile, name)(weights=None, input_shape=(size, size, 3), classes=10,
                                         classifier_activation=None)
     x = np.random.default_rng(0).uniform(0, 255, (12, size, size, 3)).astype("float32")
@@ -99,5 +100,30 @@ def test_attention_models_are_one_partition(tmp_path, name, size):
     assert plain.delegate_partitions > 1
     assert islands.delegate_partitions == 1, islands.undelegated_ops
     assert "AVERAGE_POOL_2D" not in islands.ops       # EfficientFormer's pool mixer: int8 depthwise conv
-    a, b = run_tflite(plain.path, np.round(x[8:])), run_tflite(islands.path, np.round(x[8:]))
-    assert np.abs(a - b).max() <= 0.1 * np.abs(a).max()
+    x = np.round(x[8:])
+    want, a, b = model.predict(x, verbose=0), run_tflite(plain.path, x), run_tflite(islands.path, x)
+    plain_err, islands_err = np.abs(a - want).mean(), np.abs(b - want).mean()
+    print(name, "mean |int8 - Keras|: plain", plain_err, "islands", islands_err, "span", np.abs(want).max())
+    assert islands_err <= 1.25 * plain_err + 0.01 * np.abs(want).max()
+
+
+def test_add_outside_xnnpack_scale_window_becomes_an_island(files):
+    """An int8 ADD whose input/output scale ratio is below XNNPACK's 2^-10 (here: the residual ADD's
+    output scale made 2^12 times coarser in the file) is refused by the delegate; the rewrite makes
+    it an island and names the ratio."""
+    _, _, _, plain = files
+    model, data = read_model(plain.path)
+    sg = model.subgraphs[0]
+
+    def constant(t):
+        return len(model.buffers[sg.tensors[int(t)].buffer].data or [])
+    index, add = next((i, op) for i, op in enumerate(sg.operators)
+                      if op_name(model, op) == "ADD" and not any(constant(t) for t in op.inputs))
+    q = sg.tensors[int(add.outputs[0])].quantization
+    q.scale = [float(q.scale[0]) * 2.0 ** 12]
+    coarse = write_model(model, len(data))
+    assert (index, "ADD") in xnnpack_partitions(coarse)[1]
+    rewritten, islands = float_islands(coarse)
+    assert any(op == "ADD" and "scale ratios" in why and "outside XNNPACK's int8 ADD limits" in why
+               for _, op, why in islands), islands
+    assert xnnpack_partitions(rewritten) == (1, [(0, "QUANTIZE")])
