@@ -34,7 +34,7 @@ def test_a_work_folder_made_with_other_settings_is_refused(tmp_path):
 def test_quick_sets_defaults_that_given_options_override():
     bench = _benchmark()
     a = bench.parse_args(["--quick", "--max-iterations", "3", "--multiplier", "0.75"])
-    assert (a.max_iterations, a.pretrain_steps, a.knobs) == (3, 200, "out")
+    assert (a.max_iterations, a.pretrain_steps, a.knobs) == (3, 200, "all")
     assert a.multipliers == {"MobileNetV3Small": 0.75, "MobileNetV4ConvS": 0.75}
     assert bench.parse_args(["--quick"]).multipliers == bench.MULTIPLIERS
 
@@ -42,7 +42,7 @@ def test_quick_sets_defaults_that_given_options_override():
 @pytest.mark.slow
 def test_netadapt_not_worse_than_the_width_multiplier_at_equal_latency(tmp_path):
     """The reduced benchmark (`--quick`; seed 0, MobileNetV3Small, ~30-35 min on the shared 2
-    cores): NetAdapt from the pretrained parent (out knobs, at most 4 iterations) to the measured
+    cores): NetAdapt from the pretrained parent (all knobs, at most 4 iterations) to the measured
     int8 latency of the alpha=0.5 model, vs that model trained with the same number of steps.
     Bars: the latency match the comparison relies on (10 %) and accuracy not worse by more than
     MARGIN points (~3 paired standard errors on 2,000 test images). The run recorded in
