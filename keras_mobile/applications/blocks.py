@@ -9,7 +9,7 @@ build function beside its description; `builder.build_trunk` walks the rows of e
 rule, drop-path rate) and returns the row's output tensor.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import keras
@@ -51,6 +51,7 @@ class BlockSpec:
     skip: Optional[bool] = None  # None: residual when shapes allow ("cn": never)
     mid: Optional[int] = None    # exact hidden width (ir/er/uir expansion, meta MLP), overrides `expand`
     branches: int = 1            # mobileone: parallel conv branches (train-time form)
+    choices: tuple = ()          # "choice" rows: candidate rows (a search's supernet), mixed by ChoiceMix
 
     def __post_init__(self):
         kind = BLOCKS.get(self.type)
@@ -62,6 +63,11 @@ class BlockSpec:
             raise ValueError(f"a {self.type!r} row needs its output width `out`: {self}")
         if self.type in ("mqa", "mha") and (self.heads <= 0 or self.key_dim <= 0):
             raise ValueError(f"attention block needs heads and key_dim: {self}")
+        if bool(self.choices) != (self.type == "choice"):
+            raise ValueError(f"a 'choice' row and only a choice row lists candidate rows in `choices`: {self}")
+        if any(c.type == "choice" or BLOCKS[c.type].path or BLOCKS[c.type].names != 1 for c in self.choices):
+            raise ValueError(f"choice candidates must be rows taking one module index (no nested choices, "
+                             f"no fixed-path rows): {self}")
         if self.mid is not None and (kind.hidden is None or self.mid <= 0):
             raise ValueError(f"mid (exact hidden width) needs a positive int on a row with a hidden "
                              f"width ({', '.join(k for k, v in BLOCKS.items() if v.hidden)}): {self}")
@@ -209,15 +215,32 @@ def _flat(x, b, c):
 
 
 def _meta3d(x, b, c):
+    on_map = len(x.shape) == 4      # a supernet's Meta3D candidate in place of a Meta4D: tokens and back
+    if on_map:
+        h, w, dim = x.shape[1:]
+        x = keras.layers.Reshape((h * w, dim), name=child(c.name, "to_tokens"))(x)
     grid = math.isqrt(x.shape[1])
-    return meta_block_3d(x, hidden=_mlp_hidden(b, x.shape[-1]), resolution=grid, drop_path_rate=c.drop_path,
-                         name=c.name)
+    y = meta_block_3d(x, hidden=_mlp_hidden(b, x.shape[-1]), resolution=grid, drop_path_rate=c.drop_path,
+                      name=c.name)
+    return keras.layers.Reshape((h, w, dim), name=child(c.name, "to_map"))(y) if on_map else y
 
 
 def _token_norm(x, b, c):
     x = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")(x)
     grid = math.isqrt(x.shape[1])
     return keras.layers.Reshape((grid, grid, x.shape[-1]), name="tokens_to_map")(x)
+
+
+# search rows ------------------------------------------------------------------------------------
+def _choice(x, b, c):
+    """Every candidate at module path `<row>.choices.<k>`, mixed by a ChoiceMix (`<row>.choice`)."""
+    outs = [BLOCKS[cand.type].build(x, cand, replace(c, names=tuple(child(n, f"choices.{k}") for n in c.names)))
+            for k, cand in enumerate(b.choices)]
+    return L.ChoiceMix(len(outs), name=child(c.name, "choice"))(outs)
+
+
+def _identity(x, b, c):
+    return x
 
 
 def _uir_tap(row):
@@ -254,6 +277,11 @@ BLOCKS = {
                         needs_out=False),
     "token_norm": BlockType(_token_norm, "Final LayerNorm on tokens (`norm`), tokens back to a map",
                             names=0, depth=False, needs_out=False),
+    # search (keras_mobile.search.supernet)
+    "choice": BlockType(_choice, "Supernet row: candidate rows (`choices`) mixed by Gumbel-softmax weights",
+                        needs_out=False),
+    "identity": BlockType(_identity, "No layers: a row a search removed (keeps its module index)",
+                          depth=False, needs_out=False),
 }
 
 

@@ -4,6 +4,7 @@ conversion, QAT, profiling
 and TFLite export all see plain Conv2D/BatchNormalization layers. Custom leaf layers
 (LayerScale, StochasticDepth, MultiQueryAttentionCore) are registered serialisable."""
 from keras_mobile.layers.activations import get_activation
+from keras_mobile.layers.choice_mix import ChoiceMix
 from keras_mobile.layers.conv_bn_act import batch_norm, conv2d, conv_bn_act
 from keras_mobile.layers.conv_block import conv_block
 from keras_mobile.layers.fused_ib import fused_inverted_bottleneck

@@ -101,6 +101,29 @@ class CallableLatency(LatencySource):
         return ms
 
 
+class RowPricer:
+    """Predicted latency of spaces (`TableSpace`), row by row when the source prices single rows
+    (table, roofline), each distinct row priced once."""
+
+    def __init__(self, source):
+        self.source = source
+        self.rowwise = type(source).row_ms is not LatencySource.row_ms
+        self.rows = {}
+
+    def row(self, space, i, in_shape):
+        """ms of row i of `space` on an input of `in_shape` (None when the source prices whole models only)."""
+        if not self.rowwise:
+            return None
+        key = (repr(space.rows[i]), tuple(in_shape), space.spec.act, space.spec.bn_eps, space.spec.padding)
+        if key not in self.rows:
+            self.rows[key] = self.source.row_ms(space.row_model(i, in_shape))
+        return self.rows[key]
+
+    def whole(self, space):
+        """ms of the whole model of `space`."""
+        return self.source.predict_ms(space.build().model)
+
+
 def host_table_path(quantization="float32", num_threads=1):
     from keras_mobile.weights.cache import cache_dir
     return os.path.join(cache_dir(), "latency", f"host_t{num_threads}_{quantization}.json")

@@ -14,39 +14,24 @@ State lives in `out_dir` (`state.json`, `current.keras`, `search.json`): a run i
 between iterations continues from the last finished one when called again with the same
 arguments.
 """
-import json
 import os
 import tempfile
 
 import numpy as np
 
 from keras_mobile.search.inherit import inherit, l2_rank
-from keras_mobile.search.latency import HOST_SOURCES, get_source
+from keras_mobile.search.latency import HOST_SOURCES, RowPricer, get_source
 from keras_mobile.search.space import TableSpace
-from keras_mobile.search.training import Data, evaluate, progress, save_json, save_model, train_batches
+from keras_mobile.search.training import (Data, evaluate, progress, read_state, save_json, save_model,
+                                          train_batches, train_epochs)
 
 STATE_VERSION = 1
 
 
 # latency ---------------------------------------------------------------------------------------
-class _Pricer:
-    """Predicted latency of spaces: parent total - old rows + new rows when the source prices
-    single rows (table, roofline); the whole child otherwise."""
-
-    def __init__(self, source):
-        from keras_mobile.search.latency import LatencySource
-        self.source = source
-        self.rowwise = type(source).row_ms is not LatencySource.row_ms
-        self.rows = {}
-
-    def _row(self, space, i, in_shape):
-        key = (repr(space.rows[i]), tuple(in_shape), space.spec.act, space.spec.bn_eps, space.spec.padding)
-        if key not in self.rows:
-            self.rows[key] = self.source.row_ms(space.row_model(i, in_shape))
-        return self.rows[key]
-
-    def whole(self, space):
-        return self.source.predict_ms(space.build().model)
+class _Pricer(RowPricer):
+    """Predicted latency of NetAdapt's children: parent total - old rows + new rows when the
+    source prices single rows; the whole child otherwise."""
 
     def delta(self, parent, parent_ms, built, knob, child):
         """Predicted ms of `child` (= parent with `knob` changed), from the rows it changes."""
@@ -62,7 +47,7 @@ class _Pricer:
         for i in sorted(changed):
             in_p = built.row_inputs[i]
             in_c = in_p[:-1] + ((child.rows[i - 1].out if i else child.spec.stem_width),)
-            ms += self._row(child, i, in_c) - self._row(parent, i, in_p)
+            ms += self.row(child, i, in_c) - self.row(parent, i, in_p)
         return ms
 
 
@@ -214,11 +199,9 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
             if current is model:               # nothing to cut: tune a copy, never the caller's model
                 current = space.build().model
                 inherit(model, current)
-            n = int(long_term_epochs)
-            if n:
-                steps = sum(1 for _ in train.epoch(0)) * n
-                losses = train_batches(current, train.steps(steps, seed + 7919),
-                                       long_term_learning_rate or learning_rate, seed + 7919, steps)
+            losses = train_epochs(current, train, long_term_epochs, long_term_learning_rate or learning_rate,
+                                  seed + 7919)
+            if losses is not None:
                 _report_loss(on_train_loss, "long_term", state["iteration"], None, losses)
             state["final_accuracy"] = evaluate(current, val)
             state["done"] = True
@@ -235,13 +218,11 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
 def _resume(paths, args):
     """(state, model) of an earlier run with the same arguments, else (None, None)."""
     import keras
-    if not (os.path.isfile(paths["state"]) and os.path.isfile(paths["current"])):
+    if not os.path.isfile(paths["current"]):
         return None, None
-    with open(paths["state"]) as f:
-        state = json.load(f)
-    if state.get("version") != STATE_VERSION or state.get("args") != json.loads(json.dumps(args)):
-        raise ValueError(f"{paths['state']} belongs to a search with other arguments "
-                         f"({state.get('args')}); use another out_dir or delete it")
+    state = read_state(paths["state"], STATE_VERSION, args, "search")
+    if state is None:
+        return None, None
     model = keras.models.load_model(paths["result"] if state.get("done") else paths["current"])
     return state, model
 

@@ -41,15 +41,15 @@ class Knob:
         return f"{self.kind}[{'stem' if self.stem else ''}{',' if self.stem and rows else ''}{rows}]"
 
 
-def _family_spec(name):
+def _family_spec(name, families=SEARCHABLE):
     """The package ModelSpec (block table) behind a model name, from the model registry."""
     from keras_mobile.applications import registry
     try:
         entry, spec = registry.spec_of(name)
     except ValueError:
         entry = spec = None
-    if entry is None or entry.family not in SEARCHABLE:
-        raise ValueError(f"the search supports the table models of {', '.join(SEARCHABLE)} (named "
+    if entry is None or entry.family not in families:
+        raise ValueError(f"the search supports the table models of {', '.join(families)} (named "
                          f"MobileNetV3Small, MobileNetV4ConvS, ...); got a model named {name!r}")
     return spec
 
@@ -120,10 +120,10 @@ class TableSpace:
 
     # construction --------------------------------------------------------------------------
     @classmethod
-    def from_model(cls, model):
-        """The space of a package table model (families in SEARCHABLE) at the widths it has (any
-        width multiplier, or a child of an earlier search). Raises ValueError for other models."""
-        base = _family_spec(model.name)
+    def from_model(cls, model, families=SEARCHABLE):
+        """The space of a package table model (of `families`) at the widths it has (any width
+        multiplier, or a child of an earlier search). Raises ValueError for other models."""
+        base = _family_spec(model.name, families)
         kw = _build_kwargs(model)
         ref = cls._resolve(base, kw)
         built = ref.build()
@@ -148,6 +148,12 @@ class TableSpace:
         same = tuple(rows) == ref.rows and stem == ref.spec.stem_width
         space.check_matches(model, built.model if same else None)
         return space
+
+    @classmethod
+    def from_spec(cls, spec, **build_kwargs):
+        """The space of a table (`ModelSpec`) as the builder builds it with `build_kwargs`
+        (constructor arguments: input_shape, classes, ...; weights are never loaded)."""
+        return cls._resolve(spec, {**build_kwargs, "weights": None})
 
     @classmethod
     def _resolve(cls, spec, kw):

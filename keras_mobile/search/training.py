@@ -1,7 +1,10 @@
 """Training and IO helpers the searches share (NetAdapt, slimming): batches of (raw pixels,
 labels), short Adam fine-tuning, top-1 accuracy, atomic JSON/.keras writes, a progress bar."""
+import contextlib
 import json
+import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -86,17 +89,30 @@ def compile_classifier(model, learning_rate, eager):
                   run_eagerly=eager, jit_compile=False)
 
 
-def train_batches(model, batches, learning_rate, seed, steps):
+def train_batches(model, batches, learning_rate, seed, steps, on_step=None):
     """`steps` batches of Adam; a short run stays eager (each proposal is a new graph to trace).
-    Returns the training loss of every batch."""
+    on_step(i), if given, runs before the i-th batch (e.g. a temperature schedule). Returns the
+    training loss of every batch."""
     import keras
     keras.utils.set_random_seed(seed)
     compile_classifier(model, learning_rate, eager=steps < EAGER_BELOW)
     losses = []
-    for x, y in batches:
+    for i, (x, y) in enumerate(batches):
+        if on_step is not None:
+            on_step(i)
         loss = model.train_on_batch(x, to_labels(y))
         losses.append(float(loss[0] if isinstance(loss, (list, tuple)) else loss))
     return losses
+
+
+def train_epochs(model, data, epochs, learning_rate, seed):
+    """`epochs` passes over a `Data` (Adam), in the batch order `Data.steps` draws for `seed`;
+    the batch losses (None when epochs is 0)."""
+    n = int(epochs)
+    if not n:
+        return None
+    steps = sum(1 for _ in data.epoch(0)) * n
+    return train_batches(model, data.steps(steps, seed), learning_rate, seed, steps)
 
 
 def evaluate(model, data):
@@ -113,6 +129,30 @@ def evaluate(model, data):
 def save_json(path, obj):
     """`obj` as indented JSON at `path`, written atomically (numpy scalars as floats)."""
     write_atomic(path, json.dumps(obj, indent=1, default=float).encode())
+
+
+@contextlib.contextmanager
+def run_dir(out_dir, prefix):
+    """`out_dir` (created), or a temporary folder removed on exit when it is None."""
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        yield os.fspath(out_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield tmp
+
+
+def read_state(path, version, args, what):
+    """The JSON state at `path` of an earlier run with the same `args` (None when there is none);
+    ValueError when it belongs to a `what` ("search") with other arguments."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        state = json.load(f)
+    if state.get("version") != version or state.get("args") != json.loads(json.dumps(args)):
+        raise ValueError(f"{path} belongs to a {what} with other arguments ({state.get('args')}); "
+                         f"use another out_dir or delete it")
+    return state
 
 
 def save_model(model, *paths):

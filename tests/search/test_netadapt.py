@@ -19,6 +19,7 @@ from keras_mobile.applications import MobileNetV3Small
 from keras_mobile.search import TableSpace, get_source, netadapt
 from keras_mobile.search.inherit import inherit
 from keras_mobile.search.netadapt import _kept
+from tests.search.conftest import round_trip_and_export_int8
 
 netadapt_module = importlib.import_module("keras_mobile.search.netadapt")
 ROWS = (8, 9, 10)   # the last stage's group width and one expansion: few knobs keep the test fast
@@ -26,23 +27,6 @@ ROWS = (8, 9, 10)   # the last stage's group width and one expansion: few knobs 
 
 def _knobs(k):
     return (k.kind, k.rows) in (("mid", (10,)), ("out", ROWS))
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = np.repeat(np.repeat(d.images, 4, 1), 4, 2)[..., None].repeat(3, -1) * (255 / 16.0)
-    return (x[:800].astype("float32"), d.target[:800]), (x[1200:1400].astype("float32"), d.target[1200:1400])
-
-
-@pytest.fixture(scope="module")
-def parent(digits):
-    keras.utils.set_random_seed(0)
-    m = MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10)
-    m.compile("adam", "sparse_categorical_crossentropy")
-    m.fit(*digits[0], epochs=1, batch_size=64, verbose=0)
-    return m
 
 
 def _search(parent, digits, out_dir, budget, **kw):
@@ -115,19 +99,8 @@ def test_weights_inherited_kept_filters_and_unchanged_blocks(parent):
 
 
 def test_result_exports_int8_and_round_trips_keras(searched, digits, tmp_path):
-    from keras_mobile.tflite.export import export
-    from keras_mobile.tflite.inspect import run_tflite
-    child = searched[0]
-    x = digits[1][0][:16]
-    path = str(tmp_path / "child.keras")
-    child.save(path)
-    again = keras.models.load_model(path)
-    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(child(x)), atol=1e-6)
-    report = export(child, str(tmp_path / "child.tflite"), quantization="int8",
-                    representative_data=digits[0][0][:32], num_calibration_steps=16, progress=False)
-    assert report.inputs[0].dtype == "uint8"
-    probs = run_tflite(str(tmp_path / "child.tflite"), x)
-    agree = (probs.argmax(-1) == np.asarray(child(x)).argmax(-1)).mean()
+    probs, ref = round_trip_and_export_int8(searched[0], digits[1][0][:16], digits[0][0][:32], tmp_path, 16)
+    agree = (probs.argmax(-1) == ref.argmax(-1)).mean()
     assert agree >= 0.75
 
 

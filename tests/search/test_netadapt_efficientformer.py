@@ -14,6 +14,7 @@ from keras_mobile.applications import EfficientFormerL1
 from keras_mobile.search import TableSpace, get_source, netadapt
 from keras_mobile.search.inherit import inherit
 from keras_mobile.search.netadapt import _kept
+from tests.search.conftest import round_trip_and_export_int8
 
 STAGE1 = ("out", (3, 4, 5))        # stage 1: downsample + 2 Meta4D, one width
 META3D = ("mid", (18,))            # the attention block's MLP
@@ -94,15 +95,5 @@ def test_unchanged_blocks_keep_the_parents_weights(parent):
 
 
 def test_result_round_trips_keras_and_exports_int8(searched, data, tmp_path):
-    from keras_mobile.tflite.export import export
-    from keras_mobile.tflite.inspect import run_tflite
-    child = searched[0]
-    x = data[1][0][:4]
-    child.save(tmp_path / "child.keras")
-    again = keras.models.load_model(tmp_path / "child.keras")
-    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(child(x)), atol=1e-6)
-    report = export(child, str(tmp_path / "child.tflite"), quantization="int8",
-                    representative_data=data[0][0], num_calibration_steps=8, progress=False)
-    assert report.inputs[0].dtype == "uint8"
-    probs, ref = run_tflite(str(tmp_path / "child.tflite"), x), np.asarray(child(x))
+    probs, ref = round_trip_and_export_int8(searched[0], data[1][0][:4], data[0][0], tmp_path, 8)
     assert probs.shape == ref.shape and np.abs(probs - ref).max() <= 0.1 * np.abs(ref).max()

@@ -1,0 +1,166 @@
+"""Latency-driven slimming on tiny models (32 px MobileNets, sklearn digits): the supernet's chosen
+path equals the extracted sub-network, gradients reach the architecture logits, the budget is
+reached by predicted latency, determinism and resume, export. One slimming run is shared by the
+module's tests; the EdgeTPU roofline is the latency source (analytic, reproducible)."""
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+import keras
+
+from keras_mobile.applications import MobileNetV3Small, MobileNetV4ConvS
+from keras_mobile.applications.blocks import BlockSpec
+from keras_mobile.layers import ChoiceMix
+from keras_mobile.search import SuperNet, TableSpace, get_source, slim, slim_path
+from keras_mobile.search.slimming import price_choices
+from keras_mobile.search.supernet import SLIMMABLE
+from tests.search.conftest import round_trip_and_export_int8
+
+slimming = importlib.import_module("keras_mobile.search.slimming")
+X = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+
+
+def _slim(parent, digits, out_dir, budget, **kw):
+    train = (digits[0][0][:128], digits[0][1][:128])         # fine-tuning: 4 batches
+    return slim(parent, budget, train, digits[1], latency="edgetpu", steps=3, finetune_epochs=1,
+                out_dir=str(out_dir), seed=0, batch_size=32, **kw)
+
+
+@pytest.fixture(scope="module")
+def slimmed(parent, digits, tmp_path_factory):
+    start = get_source("edgetpu").predict_ms(parent)
+    budget = 0.6 * start
+    out = tmp_path_factory.mktemp("slim")
+    return _slim(parent, digits, out, budget), budget, start, out
+
+
+@pytest.mark.parametrize("ctor", [MobileNetV3Small, MobileNetV4ConvS])
+def test_extracted_subnetwork_equals_the_supernets_chosen_path(ctor):
+    keras.utils.set_random_seed(1)
+    model = ctor(weights=None, input_shape=(32, 32, 3), classes=10)
+    net = SuperNet(TableSpace.from_model(model, SLIMMABLE))
+    assert net.inherit(model) > 0
+    # zero logits pick every row's own block: the supernet computes the parent exactly
+    np.testing.assert_array_equal(np.asarray(net.model(X, training=False)), np.asarray(model(X, training=False)))
+    rng = np.random.default_rng(2)
+    picks = {i: int(rng.integers(len(c))) for i, c in net.choices.items()}
+    removed = max(i for i, c in net.choices.items() if c[-1].type == "identity")
+    picks[removed] = len(net.choices[removed]) - 1                                  # one row removed
+    net.set_picks(picks)
+    sub = net.extract()
+    assert sub.count_params() < net.model.count_params()
+    np.testing.assert_allclose(np.asarray(sub(X, training=False)), np.asarray(net.model(X, training=False)),
+                               atol=1e-5)
+
+
+def test_efficientformer_meta3d_candidates_in_the_attention_stage():
+    from keras_mobile.applications import EfficientFormerL1
+    keras.utils.set_random_seed(1)
+    model = EfficientFormerL1(weights=None, classes=10)
+    net = SuperNet(TableSpace.from_model(model, SLIMMABLE), rows=range(14, 19))
+    kinds = {i: [c.type for c in cands] for i, cands in net.choices.items()}
+    assert kinds == {14: ["meta4d", "meta3d", "identity"], 15: ["meta4d", "meta3d", "identity"],
+                     16: ["meta4d", "meta3d", "identity"], 18: ["meta3d", "identity"]}
+    net.inherit(model)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
+    net.set_picks({14: 0, 15: 1, 16: 1, 18: 0})           # Meta4D, then two Meta3D on the map
+    sub = net.extract()
+    np.testing.assert_allclose(np.asarray(sub(x)), np.asarray(net.model(x, training=False)), atol=1e-5)
+
+
+def test_choice_mix_gradients_reach_the_logits_and_inference_takes_the_argmax():
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4,))
+    mix = ChoiceMix(2, temperature=1.0, name="mix")
+    y = mix([keras.layers.Dense(1, name="a")(x), keras.layers.Dense(1, name="b")(x)])
+    model = keras.Model(x, y)
+    xs = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    ys = xs @ np.asarray(model.get_layer("b").kernel)          # branch b is right as it is
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    for _ in range(20):
+        model.train_on_batch(xs, ys)
+    p = mix.probabilities()
+    assert p[1] > 0.6, p                                       # the logits learned to prefer b
+    np.testing.assert_allclose(np.asarray(model(xs, training=False)),
+                               np.asarray(model.get_layer("b")(xs)), atol=1e-6)
+    mix.set_alive([1, 0])                                      # b dropped: inference takes a
+    np.testing.assert_allclose(np.asarray(model(xs, training=False)),
+                               np.asarray(model.get_layer("a")(xs)), atol=1e-6)
+
+
+def test_slimming_reaches_the_budget_and_logs_choices(slimmed):
+    child, budget, start, out = slimmed
+    log = json.load(open(out / "slim.json"))
+    assert log["done"] and log["predicted_ms"] <= budget < start == pytest.approx(log["start_ms"])
+    assert log["steps"], "the budget needed slimming steps"
+    ms = [s["predicted_ms"] for s in log["steps"]]
+    assert ms == sorted(ms, reverse=True) and all(s["ms_saved"] > 0 for s in log["steps"])
+    for c in log["choices"]:
+        assert len(c["importance"]) == len(c["candidates"]) == len(c["latency_ms"])
+        assert abs(sum(c["importance"]) - 1) < 1e-4
+    # the roofline of the extracted model agrees with the row-by-row prediction
+    assert get_source("edgetpu").predict_ms(child) == pytest.approx(log["predicted_ms"], rel=0.02)
+    assert 0 <= log["accuracy"] <= 1
+
+
+def test_deterministic_under_a_seed_and_resumes_after_the_supernet(parent, digits, slimmed, tmp_path,
+                                                                    monkeypatch):
+    child, budget, _, first = slimmed
+    real = slimming.slim_path
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(slimming, "slim_path", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _slim(parent, digits, tmp_path, budget)
+    with np.load(tmp_path / "supernet.npz") as a, np.load(first / "supernet.npz") as b:
+        assert a.files == b.files
+        for k in a.files:                                     # same seed: the same trained supernet
+            np.testing.assert_array_equal(a[k], b[k])
+    monkeypatch.setattr(slimming, "slim_path", real)
+    monkeypatch.setattr(slimming, "train_supernet", lambda *a, **k: pytest.fail("trained again"))
+    resumed = _slim(parent, digits, tmp_path, budget)
+    log, ref = json.load(open(tmp_path / "slim.json")), json.load(open(first / "slim.json"))
+    assert log["choices"] == ref["choices"] and log["steps"] == ref["steps"]
+    for u, v in zip(resumed.weights, child.weights):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    with pytest.raises(ValueError, match="other arguments"):
+        _slim(parent, digits, tmp_path, budget * 0.9)
+
+
+def test_result_round_trips_keras_and_exports_int8(slimmed, digits, tmp_path):
+    probs, ref = round_trip_and_export_int8(slimmed[0], digits[1][0][:16], digits[0][0][:32], tmp_path, 16)
+    assert (probs.argmax(-1) == ref.argmax(-1)).mean() >= 0.75
+
+
+def test_budget_below_the_minimum_names_it(parent, digits, tmp_path):
+    net = SuperNet(TableSpace.from_model(parent, SLIMMABLE))
+    floor = price_choices(net, "edgetpu").min_ms
+    with pytest.raises(ValueError, match=rf"below what slimming can reach.*predicted at {floor:.3f} ms"):
+        slim_path(net, floor * 0.99, "edgetpu")
+    with pytest.raises(ValueError, match=rf"predicted at {floor:.3f} ms"):
+        _slim(parent, digits, tmp_path, floor * 0.99)
+    assert not (tmp_path / "supernet.npz").exists()         # failed before training
+
+
+def test_bad_arguments(parent, digits):
+    with pytest.raises(ValueError, match="budget_ms must be a positive"):
+        slim(parent, 0, *digits)
+    with pytest.raises(ValueError, match="slim supports the table models of"):
+        slim("MobileOneS0", 1.0, *digits)
+    with pytest.raises(ValueError, match="the search supports the table models of"):
+        slim(keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)]),
+             1.0, *digits)
+    with pytest.raises(ValueError, match="the model takes"):
+        slim(parent, 1.0, (digits[0][0][:, :16], digits[0][1]), digits[1], latency="edgetpu")
+    with pytest.raises(ValueError, match=r"rows \[99\] are not row indices"):
+        SuperNet(TableSpace.from_model(parent, SLIMMABLE), rows=[1, 99])
+    net = SuperNet(TableSpace.from_model(parent, SLIMMABLE), rows=[1])
+    with pytest.raises(ValueError, match="is not a choice of this supernet"):
+        net.extract({1: 7})
+    with pytest.raises(ValueError, match="only a choice row lists candidate rows"):
+        BlockSpec("ir", 16, choices=(BlockSpec("ir", 16),))
+    with pytest.raises(ValueError, match="temperature must be two positive"):
+        slimming.train_supernet(net, digits[0], steps=1, temperature=(1.0, 0))
