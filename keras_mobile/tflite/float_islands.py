@@ -6,7 +6,8 @@ HARD_SWISH, takes int8 BATCH_MATMUL only when its second input has zero-point 0,
 ADD/SUB/MUL only within its input/output scale-ratio limits (measured one op at a time by
 `benchmarks/xnnpack_int8_ops.py`, results in benchmarks/results/xnnpack_int8_ops.md). Each refused
 op leaves LiteRT's reference kernel between two delegate partitions: an attention model's int8
-file falls into 17-53 partitions. Every float op of those kinds is delegated, and XNNPACK also
+file falls into 18 (MobileNetV4HybridM) to 150 (EfficientFormerL7) partitions. Every float op of
+those kinds is delegated, and XNNPACK also
 runs the int8<->float32 converts, so rewriting a refused op as a float island keeps the whole
 graph in one partition. Neighbouring islands share their float tensors (no QUANTIZE/DEQUANTIZE
 pair between them), which only removes a rounding step.
