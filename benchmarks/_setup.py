@@ -4,6 +4,14 @@ TensorFlow sizes its pools at the first op and ignores later settings, so a scri
 at import time (one process per thread count when it compares several)."""
 
 
+def host_line(r):
+    """One line naming the machine a result was measured on (keys of analysis.hardware.describe_host):
+    int8/float32 ratios depend on whether the CPU has int8 dot-product instructions."""
+    dot = r.get("int8_dot")
+    dot = "not recorded" if dot is None else ", ".join(dot) or "none"
+    return f"{r.get('processor', r.get('machine'))} ({r.get('machine', '?')}), {r.get('cpus')} CPUs, int8 dot-product: {dot}"
+
+
 def tensorflow_threads(intra=1, inter=1):
     """Sets TensorFlow's intra-/inter-op thread counts; returns the `tensorflow` module."""
     import tensorflow as tf

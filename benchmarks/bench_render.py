@@ -3,6 +3,7 @@ import json
 import os
 
 import bench_models
+from _setup import host_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -71,7 +72,7 @@ def render(r, sections=None):
     load = r.get("load", {})
     lines = [f"# keras_mobile benchmarks ({'quick' if r['quick'] else 'full'} run, {r['date']})", "",
              f"`{r.get('command', 'python benchmarks/run.py').strip()}` — total {r.get('total_s', 0) / 60:.1f} min. "
-             f"Host: {r['host']['cpus']} CPUs ({r['host']['machine']}), "
+             f"Host: {host_line(r['host'])}, "
              + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + ". CPU only, random weights.",
              "",
              f"The machine was shared with other jobs (1-min load average {_f(load.get('min'))}–{_f(load.get('max'))}"

@@ -23,7 +23,6 @@ expand to the sets below.
 import argparse
 import json
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -36,6 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import bench_models  # noqa: E402
+from _setup import host_line  # noqa: E402
+from keras_mobile.analysis.hardware import describe_host  # noqa: E402
 import bench_workers  # noqa: E402
 
 CONV_MODELS = ["MobileNetV3Small", "MobileNetV4ConvS", "MobileOneS0[fused]", "MobileNetV3Large",
@@ -112,7 +113,7 @@ def measure(name, threads, rounds, calib_n):
 
 def render(r):
     lines = ["# int8 fast path: default int8 export vs the converter's int8 graph vs float32 (LiteRT, batch 1)", "",
-             f"{r['machine']}, {r['cpus']} CPUs shared with other jobs (1-min load per row). Random weights with "
+             f"{host_line(r)}, shared with other jobs (1-min load per row). Random weights with "
              f"BatchNorm statistics from random pixels. Ratios: medians of per-round ratios, files timed interleaved.", "",
              "| model | input | threads | load | fp32 ms | converter int8 / fp32 | default int8 / fp32 | partitions converter -> default | left outside XNNPACK (default) |",
              "|---|---|---:|---:|---:|---:|---:|---|---|"]
@@ -146,7 +147,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     args.models = [m for name in args.models for m in SETS.get(name, [name])]
     r = {"command": " ".join(["int8_fast_path.py"] + (argv or sys.argv[1:])),
-         "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+         **describe_host(),
          "date": time.strftime("%Y-%m-%d %H:%M"), "models": {}}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     for name in args.models:

@@ -11,7 +11,6 @@ time ratios. Writes results/qat_hard_swish.json and .md.
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_workers  # noqa: E402
+from keras_mobile.analysis.hardware import describe_host  # noqa: E402
 
 
 def measure(name, threads, rounds, workdir):
@@ -61,7 +61,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         results = [measure(m, args.threads, args.rounds, workdir) for m in args.models]
-    r = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+    r = {**describe_host(),
          "date": time.strftime("%Y-%m-%d"), "results": results}
     lines = ["# QAT hard-swish export: HARD_SWISH op (native) vs ADD+RELU6/MUL (mul), int8 LiteRT, batch 1", "",
              "| model | input | threads | native ms | mul ms | mul / native | ops native -> mul |",

@@ -126,9 +126,10 @@ def run(models, quick=False, threads=(1, 2), batches=(1, 32), parts=PARTS, quant
     s = dict(QUICK if quick else FULL, **(settings or {}))
     groups = bench_models.groups(models)
     threads, batches = list(threads), list(batches)
+    from keras_mobile.analysis.hardware import describe_host   # here: the driver stays light until it runs
     r = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
          "command": command or "python benchmarks/run.py", "quick": quick,
-         "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "processor": platform.processor()},
+         "host": describe_host(),
          "versions": _versions(), "threads": threads, "batches": batches, "calib": s["calib"],
          "settings": s, "groups": groups, "keras": {}, "tflite": {}, "torch": {}, "wall_s": {}, "load": {}}
     load = LoadLog()

@@ -15,7 +15,6 @@ The findings are the rules `keras_mobile/tflite/float_islands.py` uses.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -23,6 +22,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
+from _setup import host_line  # noqa: E402
+from keras_mobile.analysis.hardware import describe_host  # noqa: E402
 
 RATIOS = [2.0 ** e for e in (-18, -17, -16, -15, -11, -10, -9, -1, 0, 1, 7, 8, 9)]
 
@@ -157,7 +158,7 @@ def _limits(probe):
 
 def render(r):
     lines = ["# Which int8 ops LiteRT's XNNPACK delegate takes (single-op files)", "",
-             f"{r['litert']}, {r['machine']}. One small model per op, int8 PTQ with float IO and float32; "
+             f"{r['litert']}, {host_line(r)}. One small model per op, int8 PTQ with float IO and float32; "
              "'delegated' = the op sits inside an XNNPACK partition (`inspect.xnnpack_partitions`).", "",
              "| op | int8 delegated | float32 delegated | condition (probed by editing the int8 file) |",
              "|---|---|---|---|"]
@@ -190,7 +191,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     from importlib.metadata import version
     r = {"command": " ".join(["xnnpack_int8_ops.py"] + (argv or sys.argv[1:])),
-         "litert": f"ai-edge-litert {version('ai-edge-litert')}", "machine": platform.processor() or platform.machine(),
+         "litert": f"ai-edge-litert {version('ai-edge-litert')}", **describe_host(),
          "date": time.strftime("%Y-%m-%d %H:%M"), "ops": measure()}
     from bench_workers import _dump
     _dump(r, args.out + ".json")

@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from keras_mobile.analysis.hardware import describe_host
 from keras_mobile.analysis.latency_blocks import Block, block_of, blocks  # noqa: F401
 from keras_mobile.analysis.latency_timing import (  # noqa: F401
     QUANTIZATIONS, _overhead, measure_model_latency, time_tflite, to_tflite)
@@ -44,7 +45,7 @@ class LatencyTable:
         self.entries = dict(entries or {})   # key -> {"seconds", "block", "macs"}
         self.num_threads = num_threads
         self.overhead = overhead
-        self.host = host or _host()
+        self.host = host or describe_host()
         self.quantization = quantization
         self.correction = correction       # {"scale", "per_block_s", ...} or None
 
@@ -177,12 +178,6 @@ def fit_correction(feats, ys, terms=("scale", "per_block")):
 
 def _apply(c, f):
     return c.get("scale", 1.0) * f[:, 0] + c.get("per_block_s", 0.0) * f[:, 1]
-
-
-def _host():
-    import platform
-    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count()}
 
 
 def spearman(a, b):
