@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["demo", "list", "info", "export", "profile", "roofline", "benchmark", "adapt"]
+COMMANDS = ["demo", "list", "info", "export", "profile", "roofline", "benchmark", "adapt", "slim"]
 USAGE_ERROR = 2   # argparse's own exit status for a bad command line
 
 

@@ -13,7 +13,8 @@ import os
 help = "shrink a MobileNetV3/V4, MobileOne or EfficientFormer to a latency budget with NetAdapt (host LiteRT, int8, EdgeTPU roofline or a table)"
 
 
-def add_arguments(p):
+def add_search_arguments(p):
+    """The arguments `adapt` and `slim` share: the model, budget, latency source, data, output."""
     p.add_argument("model", help="a trained .keras file, or a constructor name (trained from scratch first)")
     p.add_argument("--budget-ms", type=float, required=True, help="latency budget in ms of the --latency source")
     p.add_argument("--latency", default="host", help="host | host-int8 | edgetpu | a latency-table .json")
@@ -21,22 +22,30 @@ def add_arguments(p):
     p.add_argument("--out", required=True, help="output folder (a second run with the same arguments resumes)")
     p.add_argument("--image-size", type=int, default=None, help="input size for a constructor name (default 64; EfficientFormer: 224, "
                    "the only size it builds at)")
+
+
+def add_arguments(p):
+    add_search_arguments(p)
     p.add_argument("--step", type=float, default=0.05, help="fraction of the start latency cut per iteration")
     p.add_argument("--short-term-steps", type=int, default=100)
     p.add_argument("--long-term-epochs", type=int, default=3)
+    add_training_arguments(p)
+
+
+def add_training_arguments(p):
     p.add_argument("--pretrain-epochs", type=int, default=5, help="for a constructor name only")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
 
 
-def _fail(msg):
+def _fail(msg, command="adapt"):
     """A user error: one line on stderr, exit code 2."""
     import sys
-    print(f"keras-mobile adapt: error: {msg}", file=sys.stderr)
+    print(f"keras-mobile {command}: error: {msg}", file=sys.stderr)
     raise SystemExit(2)
 
 
-def load_data(spec, size, batch_size, seed=0):
+def load_data(spec, size, batch_size, seed=0, command="adapt"):
     """(train, val, num_classes) for --data: digits (sklearn, 80/20 split), folder:PATH, tfds:NAME."""
     import numpy as np
     if spec == "digits":
@@ -53,7 +62,7 @@ def load_data(spec, size, batch_size, seed=0):
     if spec.startswith("folder:"):
         path = spec[len("folder:"):]
         if not os.path.isdir(path):
-            _fail(f"--data folder {path} does not exist")
+            _fail(f"--data folder {path} does not exist", command)
         train = D.image_folder_dataset(path, size, batch_size, validation_split=0.2, training=True)
         val = D.image_folder_dataset(path, size, batch_size, validation_split=0.2, training=False)
         return train, val, int(train.element_spec[1].shape[-1])
@@ -62,7 +71,7 @@ def load_data(spec, size, batch_size, seed=0):
         train = D.tfds_dataset(name, "train", size, batch_size, training=True)
         val = D.tfds_dataset(name, "test", size, batch_size, training=False)
         return train, val, int(train.element_spec[1].shape[-1])
-    _fail(f"--data must be digits, folder:PATH or tfds:NAME, got {spec!r}")
+    _fail(f"--data must be digits, folder:PATH or tfds:NAME, got {spec!r}", command)
 
 
 def _from_scratch(args, ctor, size, classes, train):
@@ -108,19 +117,17 @@ def plot(log, measured, path, same_axis):
     plt.close(fig)
 
 
-def run(args):
-    import json
-
-    from keras_mobile.analysis.latency_table import measure_model_latency
-    from keras_mobile.search import netadapt
+def model_and_data(args, command="adapt"):
+    """(model, train, val) of a search command: checks the shared arguments, loads a .keras model or
+    trains a constructor's model from scratch on --data."""
     if args.budget_ms <= 0:
-        _fail(f"--budget-ms must be positive, got {args.budget_ms}")
+        _fail(f"--budget-ms must be positive, got {args.budget_ms}", command)
     if not (args.data == "digits" or args.data.startswith(("folder:", "tfds:"))):
-        _fail(f"--data must be digits, folder:PATH or tfds:NAME, got {args.data!r}")
+        _fail(f"--data must be digits, folder:PATH or tfds:NAME, got {args.data!r}", command)
     model = model_entry = None
     if args.model.endswith(".keras"):
         if not os.path.isfile(args.model):
-            _fail(f"{args.model} does not exist")
+            _fail(f"{args.model} does not exist", command)
         import keras
         model = keras.models.load_model(args.model)
         size = int(model.inputs[0].shape[1])
@@ -129,12 +136,21 @@ def run(args):
         try:
             model_entry = entry(args.model)
         except ValueError as e:
-            _fail(str(e))
+            _fail(str(e), command)
         # EfficientFormer builds at one size only (224)
         size = args.image_size or model_entry.spec().fixed_size or 64
-    train, val, classes = load_data(args.data, size, args.batch_size, args.seed)
+    train, val, classes = load_data(args.data, size, args.batch_size, args.seed, command)
     if model is None:
         model = _from_scratch(args, model_entry.constructor, size, classes, train)
+    return model, train, val
+
+
+def run(args):
+    import json
+
+    from keras_mobile.analysis.latency_table import measure_model_latency
+    from keras_mobile.search import netadapt
+    model, train, val = model_and_data(args)
     try:
         result = netadapt(model, args.budget_ms, train, val, latency=args.latency, step=args.step,
                           short_term_steps=args.short_term_steps, long_term_epochs=args.long_term_epochs,
