@@ -222,6 +222,8 @@ def slim(model, budget_ms, train_data, val_data, latency="host", steps=200, fine
     if steps < 0 or finetune_epochs < 0:
         raise ValueError(f"steps and finetune_epochs must be >= 0, got {steps!r}, {finetune_epochs!r}")
     space, parent = _space(model, train_data)
+    if rows is not None and not callable(rows):
+        rows = tuple(rows)                 # read twice: the run's arguments, then the supernet
     shape = tuple(space.build_kwargs["input_shape"])
     train = Data(train_data, shape, batch_size, "train_data")
     val = Data(val_data, shape, batch_size, "val_data")

@@ -10,11 +10,13 @@ search may make. NetAdapt uses two kinds:
     Knob("out", rows=(...), stem=..)  the output width of residual-tied rows (and the stem when
                                       the first row adds onto it): one width for the whole group
 
-A knob names table positions, never layer names; `set(knob, value)` returns a new space. Later
-searches add knob kinds over the same rows (TuNAS fine stage: `Knob("variant")` choosing a
-UIB variant per row; EfficientFormer slimming: Meta4D / Meta3D / identity per row) without
-changing this interface. Layers of a row are found in the built graph from the builder's
-`on_block` hook, so nothing depends on how a backend spells layer names.
+A knob names table positions, never layer names; `set(knob, value)` returns a new space.
+Block choices are rows too: a "choice" row (`BlockSpec.choices`) lists candidate rows, which
+the builder builds side by side under a ChoiceMix; `supernet.SuperNet` makes them (slimming:
+UIB variants, IR kernels, Meta4D / Meta3D / identity) and `choose(picks)` gives back a plain
+space. A TuNAS-style search adds candidate rules (expansions, widths: coarse stage; UIB
+variants: fine stage) over the same rows. Layers of a row are found in the built graph from the
+builder's `on_block` hook, so nothing depends on how a backend spells layer names.
 """
 from dataclasses import asdict, dataclass, replace
 

@@ -164,3 +164,12 @@ def test_bad_arguments(parent, digits):
         BlockSpec("ir", 16, choices=(BlockSpec("ir", 16),))
     with pytest.raises(ValueError, match="temperature must be two positive"):
         slimming.train_supernet(net, digits[0], steps=1, temperature=(1.0, 0))
+
+
+def test_a_model_name_slims_a_fresh_model_sized_by_the_data(digits, tmp_path):
+    train = (digits[0][0][:64], digits[0][1][:64])
+    start = get_source("edgetpu").predict_ms(MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10))
+    child = slim("MobileNetV3Small", start, train, digits[1], latency="edgetpu", steps=1, finetune_epochs=0,
+                 out_dir=str(tmp_path), rows=(i for i in (1, 2)))     # any iterable of rows
+    assert tuple(child.inputs[0].shape[1:]) == (32, 32, 3) and child.outputs[0].shape[-1] == 10
+    assert [c["row"] for c in json.load(open(tmp_path / "slim.json"))["choices"]] == [1, 2]
