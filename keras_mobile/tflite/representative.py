@@ -87,7 +87,8 @@ def prepare(data, input_shape, model=None):
 
     Raises ValueError for a missing/empty folder, data yielding nothing, samples of the wrong
     shape, or, when `model` takes raw [0, 255] pixels, data that lies within [0, 1] (images
-    already scaled: the int8 ranges would be calibrated on 1/255 of the real ones).
+    already scaled: the int8 ranges would be calibrated on 1/255 of the real ones) or has negative
+    values (already normalised, e.g. with ImageNet's mean and std).
     """
     input_shape = tuple(input_shape)
     if isinstance(data, (str, os.PathLike)):
@@ -114,7 +115,12 @@ def prepare(data, input_shape, model=None):
     next(samples([first], input_shape, 1))          # shape check, same rule as calibration
     if model is not None and first.size and takes_raw_pixels(model):
         lo, hi = float(first.min()), float(first.max())
-        if 0 < hi <= 1.0 and lo >= -1.0:
+        if lo < 0:
+            raise ValueError(
+                f"representative_data has negative values (min {lo:.3g}, max {hi:.3g}), but {model.name} takes "
+                f"raw [0, 255] pixels (its 'preprocessing' layer normalises them): the data looks already "
+                f"normalised (e.g. ImageNet mean/std or [-1, 1]); pass the unnormalised images")
+        if 0 < hi <= 1.0:
             raise ValueError(
                 f"representative_data ranges over [{lo:.3g}, {hi:.3g}], but {model.name} takes raw [0, 255] "
                 f"pixels (its 'preprocessing' layer normalises them): pass the images unscaled (e.g. "

@@ -61,6 +61,15 @@ def test_unit_range_data_for_pixel_model_fails_before_conversion(tmp_path, pixel
     assert not (tmp_path / "u.tflite").exists()
 
 
+def test_normalised_data_for_pixel_model_fails_before_conversion(tmp_path, pixel_model, pixels):
+    mean, std = np.array([0.485, 0.456, 0.406]) * 255, np.array([0.229, 0.224, 0.225]) * 255
+    normalised = ((pixels - mean) / std).astype("float32")        # ImageNet mean/std: about [-2.1, 2.6]
+    for data in (normalised, pixels / 127.5 - 1.0):                 # and the [-1, 1] convention
+        with pytest.raises(ValueError, match=r"negative values.*raw \[0, 255\] pixels.*already normalised"):
+            export(pixel_model, tmp_path / "n.tflite", "int8", representative_data=data, progress=False)
+    assert not (tmp_path / "n.tflite").exists()
+
+
 def test_unit_range_data_is_fine_for_a_model_without_preprocessing(pixels):
     inp = keras.Input(SHAPE)
     plain = keras.Model(inp, keras.layers.Conv2D(2, 3)(inp))
