@@ -19,12 +19,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from _setup import tensorflow_threads  # noqa: E402
 
-tensorflow_threads(1)
-
 
 def interpreter(path):
-    from keras_mobile.tflite import inspect
-    return inspect.make_interpreter(path, delegates=False, num_threads=1, preserve_all_tensors=True)
+    from keras_mobile.tflite.inspect import make_interpreter   # keras_mobile.tflite.inspect is a function
+    return make_interpreter(path, delegates=False, num_threads=1, preserve_all_tensors=True)
 
 
 def accuracy(path, xt, yt):
@@ -35,11 +33,11 @@ def accuracy(path, xt, yt):
 def tensors(path, images):
     """{name: float array (n, ...)} of every tensor after running `images` one by one, plus the
     execution order of op outputs."""
-    from keras_mobile.tflite import inspect
+    from keras_mobile.tflite.inspect import op_details
     it = interpreter(path)
     inp = it.get_input_details()[0]
     order = []
-    for op in inspect.op_details(it):
+    for op in op_details(it):
         order += [int(i) for i in op["outputs"]]
     details = {d["index"]: d for d in it.get_tensor_details()}
     out = {}
@@ -84,6 +82,7 @@ def drift(float_path, int8_path, images):
 
 
 def main(argv=None):
+    tensorflow_threads(1)       # here, not at import: benchmarks/int8_agreement.py imports drift()
     import keras
 
     from keras_mobile.data.digits import hard_digits

@@ -1,16 +1,11 @@
 """Slow tier: benchmarks/search_pareto.py, single seed, reduced (MobileNetV3Small only)."""
-import importlib.util
-from pathlib import Path
-
 import pytest
+
+from tests.benchmark_module import load_benchmark
 
 
 def _benchmark():
-    path = Path(__file__).parents[2] / "benchmarks" / "search_pareto.py"
-    spec = importlib.util.spec_from_file_location("search_pareto", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("search_pareto")
 
 
 def test_a_work_folder_made_with_other_settings_is_refused(tmp_path):

@@ -1,7 +1,5 @@
 """Native Keras 3 QAT: quantize_model -> fit -> a fully int8 TFLite file that computes what the
 QAT Keras model computes (LiteRT in the loop, no interpreter mocks)."""
-import importlib.util
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,6 +10,7 @@ from keras_mobile.commands.demo import load_digits_rgb
 from keras_mobile.tflite import export, quantize_model, run_tflite
 from keras_mobile.tflite.inspect import make_interpreter
 from keras_mobile.tflite.fake_quant import ActivationQuantizer, QuantConv, is_qat_model
+from tests.benchmark_module import load_benchmark
 
 SIZE = 32          # digits are 8x8: 32 px keeps every test fast
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -172,13 +171,6 @@ def test_hard_swish_and_squeeze_excite_qat_export(tmp_path):
         assert within_one_step >= bar, (mode, within_one_step)
 
 
-def _benchmark(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[2] / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_qat_wins_back_the_accuracy_int8_ptq_loses(tmp_path):
     """benchmarks/qat_vs_ptq.py, seed 0 (~10 min on 2 cores): MobileNetV3Small at 48 px trained 8
@@ -189,7 +181,7 @@ def test_qat_wins_back_the_accuracy_int8_ptq_loses(tmp_path):
     hard_swish="native"). The bars leave room for run-to-run noise (paired standard error ~0.25
     points)."""
     from keras_mobile.data.digits import hard_digits
-    bench = _benchmark("qat_vs_ptq")
+    bench = load_benchmark("qat_vs_ptq")
     args = bench.parse_args([])
     r = bench.run_seed(args, 0, hard_digits(args.train, 10000, args.size, seed=0), str(tmp_path))
     acc, loss, gain = r["accuracy"], r["control_ptq_loss"]["mean"], r["qat_gain_over_control_ptq"]["mean"]
