@@ -18,3 +18,17 @@ def tensorflow_threads(intra=1, inter=1):
     tf.config.threading.set_intra_op_parallelism_threads(intra)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
     return tf
+
+
+def save_results(out_dir, name, res, text):
+    """`res` as out_dir/name.json and `text` (its rendered table) as out_dir/name.md, atomically;
+    prints the table."""
+    import json
+    import os
+
+    from keras_mobile.files import write_atomic
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, name)
+    write_atomic(stem + ".json", json.dumps(res, indent=1, default=float).encode())
+    write_atomic(stem + ".md", text.encode())
+    print(text)

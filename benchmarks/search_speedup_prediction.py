@@ -13,7 +13,6 @@ Writes results/search_speedup_prediction.json and .md. (It was a timed unit test
 `test_host_table_prediction_tracks_measured_litert_latency`: bar |measured - predicted| < 0.15.)
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
+from _setup import save_results  # noqa: E402
 from search_pareto import median_ms, ratio, timed  # noqa: E402  (interleaved LiteRT timing)
 
 BAR = 0.15    # the former test's tolerance on |measured - predicted| speed-up ratio
@@ -52,7 +52,6 @@ def main(argv=None):
 
     from keras_mobile.analysis.latency_table import to_tflite
     from keras_mobile.applications import MobileNetV3Small
-    from keras_mobile.files import write_atomic
     from keras_mobile.search import TableSpace, get_source
     from keras_mobile.search.inherit import inherit
     t0, load0 = time.time(), os.getloadavg()[0]
@@ -80,11 +79,7 @@ def main(argv=None):
            "max_abs_diff": worst, "bar": BAR, "within_bar": worst < BAR, "load1_start": load0,
            "load1_end": os.getloadavg()[0], "wall_s": time.time() - t0,
            "command": "PYTHONPATH=. python benchmarks/search_speedup_prediction.py " + " ".join(argv or sys.argv[1:])}
-    os.makedirs(a.out, exist_ok=True)
-    stem = os.path.join(a.out, "search_speedup_prediction")
-    write_atomic(stem + ".json", json.dumps(res, indent=1, default=float).encode())
-    write_atomic(stem + ".md", render(res).encode())
-    print(render(res))
+    save_results(a.out, "search_speedup_prediction", res, render(res))
     return res
 
 
