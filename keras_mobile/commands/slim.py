@@ -6,7 +6,8 @@ name (then it is first trained from scratch for --pretrain-epochs on the data). 
 block choices per row is trained (--steps), slimmed by importance per ms saved to the budget, and
 the chosen sub-network fine-tuned (--finetune-epochs). DIR receives `model.keras` and
 `slim.json` (per row: candidates, importance, predicted ms, pick; every slimming step), plus the
-supernet's weights (a rerun with the same arguments resumes after the supernet training).
+supernet's weights: a rerun skips the supernet training, and with another --budget-ms or --latency
+slims the same supernet again (the new result replaces the old one).
 """
 from keras_mobile.commands.adapt import _fail, add_search_arguments, add_training_arguments, model_and_data
 

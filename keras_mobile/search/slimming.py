@@ -14,8 +14,10 @@ Gumbel-softmax architecture weights, then progressive slimming by importance per
    supernet) and fine-tuned.
 
 `slim(...)` runs the four steps; `out_dir` holds `model.keras` and `slim.json` (choices,
-importance, predicted ms per step), and `supernet.npz` (its weights) after step 2, so a rerun with the same
-arguments skips the supernet training (or returns the finished result).
+importance, predicted ms per step), and `supernet.npz` (its weights) after step 2: a rerun with the
+same supernet arguments skips the training, and returns the finished result when the budget,
+latency source and fine-tuning are the same too, or slims the trained supernet again for new
+ones (one supernet, many budgets or devices; the new result replaces the old one).
 """
 import os
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from keras_mobile.search.supernet import SLIMMABLE, SuperNet
 from keras_mobile.search.training import (Data, evaluate, read_state, run_dir, save_json, save_model, train_batches,
                                           train_epochs)
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def train_supernet(supernet, train_data, steps=200, learning_rate=1e-3, temperature=(5.0, 0.5), seed=0,
@@ -200,7 +202,8 @@ def slim(model, budget_ms, train_data, val_data, latency="host", steps=200, fine
         steps: supernet training batches (Gumbel-softmax over the candidates of each row).
         finetune_epochs: epochs of fine-tuning of the extracted sub-network.
         out_dir: where `model.keras`, `slim.json` and `supernet.npz` go; a rerun with the same
-            arguments resumes. None: a temporary folder.
+            supernet arguments (all but budget_ms, latency, finetune_epochs) reuses the trained
+            supernet (and returns the result when nothing changed). None: a temporary folder.
         seed: seeds the supernet (weights of new candidates, Gumbel noise) and the batch order.
         batch_size, learning_rate: of the supernet training and the fine-tuning (Adam).
         temperature: (start, end) of the Gumbel-softmax temperature.
@@ -228,15 +231,16 @@ def slim(model, budget_ms, train_data, val_data, latency="host", steps=200, fine
     train = Data(train_data, shape, batch_size, "train_data")
     val = Data(val_data, shape, batch_size, "val_data")
     source = get_source(latency, num_threads=num_threads)
-    args = {"model": space.spec.name, "budget_ms": budget_ms, "latency": source.name, "steps": steps,
-            "finetune_epochs": finetune_epochs, "seed": seed, "batch_size": batch_size,
+    # the supernet depends on these; the budget, latency source and fine-tuning only pick from it
+    args = {"model": space.spec.name, "steps": steps, "seed": seed, "batch_size": batch_size,
             "learning_rate": learning_rate, "temperature": list(temperature),
             "rows": None if rows is None or callable(rows) else sorted(rows)}
+    slim_args = {"budget_ms": budget_ms, "latency": source.name, "finetune_epochs": finetune_epochs}
     with run_dir(out_dir, "slim-") as out:
         paths = {k: os.path.join(out, f) for k, f in
                  (("log", "slim.json"), ("supernet", "supernet.npz"), ("result", "model.keras"))}
         log = _resume(paths, args)
-        if log.get("done"):
+        if log.get("done") and log.get("slim") == slim_args and os.path.isfile(paths["result"]):
             return keras.models.load_model(paths["result"])
         keras.utils.set_random_seed(seed)
         supernet = SuperNet(space, rows)
@@ -259,7 +263,7 @@ def slim(model, budget_ms, train_data, val_data, latency="host", steps=200, fine
         path = slim_path(supernet, budget_ms, prices=prices)
         child = supernet.extract(path.picks)
         train_epochs(child, train, finetune_epochs, learning_rate, seed + 7919)
-        log.update(done=True, start_ms=path.start_ms, min_ms=path.min_ms, predicted_ms=path.predicted_ms,
+        log.update(done=True, slim=slim_args, start_ms=path.start_ms, min_ms=path.min_ms, predicted_ms=path.predicted_ms,
                    accuracy=evaluate(child, val),
                    choices=[{**c, "importance": [float(v) for v in path.importance[c["row"]]],
                              "latency_ms": path.costs[c["row"]]} for c in supernet.describe(path.picks)],
@@ -279,7 +283,7 @@ def _save_weights(model, path):
 
 
 def _resume(paths, args):
-    """The log of an earlier run with the same arguments in out_dir ({} when there is none)."""
+    """The log of an earlier run in out_dir whose supernet was trained with the same arguments
+    ({} when there is none, or its weights are missing)."""
     log = read_state(paths["log"], STATE_VERSION, args, "slimming run")
-    needed = paths["result"] if log and log.get("done") else paths["supernet"]
-    return log if log and os.path.isfile(needed) else {}
+    return log if log and log.get("trained") and os.path.isfile(paths["supernet"]) else {}

@@ -22,10 +22,10 @@ slimming = importlib.import_module("keras_mobile.search.slimming")
 X = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
 
 
-def _slim(parent, digits, out_dir, budget, **kw):
+def _slim(parent, digits, out_dir, budget, seed=0):
     train = (digits[0][0][:128], digits[0][1][:128])         # fine-tuning: 4 batches
     return slim(parent, budget, train, digits[1], latency="edgetpu", steps=3, finetune_epochs=1,
-                out_dir=str(out_dir), seed=0, batch_size=32, **kw)
+                out_dir=str(out_dir), seed=seed, batch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_slimming_reaches_the_budget_and_logs_choices(slimmed):
     assert 0 <= log["accuracy"] <= 1
 
 
-def test_deterministic_under_a_seed_and_resumes_after_the_supernet(parent, digits, slimmed, tmp_path,
+def test_deterministic_under_a_seed_resumes_and_reslims_the_trained_supernet(parent, digits, slimmed, tmp_path,
                                                                     monkeypatch):
     child, budget, _, first = slimmed
     real = slimming.slim_path
@@ -126,8 +126,13 @@ def test_deterministic_under_a_seed_and_resumes_after_the_supernet(parent, digit
     assert log["choices"] == ref["choices"] and log["steps"] == ref["steps"]
     for u, v in zip(resumed.weights, child.weights):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    # another budget re-slims the trained supernet (still not trained again)
+    tighter = _slim(parent, digits, tmp_path, budget * 0.9)
+    log = json.load(open(tmp_path / "slim.json"))
+    assert log["slim"]["budget_ms"] == budget * 0.9 and log["predicted_ms"] <= budget * 0.9
+    assert get_source("edgetpu").predict_ms(tighter) < get_source("edgetpu").predict_ms(child)
     with pytest.raises(ValueError, match="other arguments"):
-        _slim(parent, digits, tmp_path, budget * 0.9)
+        _slim(parent, digits, tmp_path, budget, seed=1)
 
 
 def test_result_round_trips_keras_and_exports_int8(slimmed, digits, tmp_path):
