@@ -37,6 +37,6 @@ def run(args):
         log = json.load(f)
     changed = sum(c["pick"] != 0 for c in log["choices"])
     print(f"{log['args']['model']}: {log['start_ms']:.3f} -> {log['predicted_ms']:.3f} ms predicted "
-          f"({log['args']['latency']}; budget {log['args']['budget_ms']:g}), {changed} of {len(log['choices'])} "
+          f"({log['slim']['latency']}; budget {log['slim']['budget_ms']:g}), {changed} of {len(log['choices'])} "
           f"rows changed; accuracy {log['accuracy']:.3f}; written to {args.out}")
     return 0
