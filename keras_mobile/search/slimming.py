@@ -76,8 +76,8 @@ def row_costs(supernet, pricer):
     for i, cands in supernet.choices.items():
         in_shape = supernet.built.row_inputs[i]
         row = []
-        for c in cands:
-            one = supernet.choose({i: cands.index(c)})
+        for k, c in enumerate(cands):
+            one = supernet.choose({i: k})
             if c.type == "identity":
                 ms = 0.0 if pricer.rowwise else pricer.whole(one) - base_ms
             elif pricer.rowwise:

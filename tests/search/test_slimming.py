@@ -178,3 +178,15 @@ def test_a_model_name_slims_a_fresh_model_sized_by_the_data(digits, tmp_path):
                  out_dir=str(tmp_path), rows=(i for i in (1, 2)))     # any iterable of rows
     assert tuple(child.inputs[0].shape[1:]) == (32, 32, 3) and child.outputs[0].shape[-1] == 10
     assert [c["row"] for c in json.load(open(tmp_path / "slim.json"))["choices"]] == [1, 2]
+
+
+def test_a_whole_model_source_prices_candidates_by_whole_model_differences(parent):
+    def params_ms(model):                        # a callable source: whole models only
+        return model.count_params() / 1e5
+    net = SuperNet(TableSpace.from_model(parent, SLIMMABLE), rows=[2, 4])
+    prices = price_choices(net, params_ms)
+    assert not prices.rowwise and prices.start_ms == params_ms(parent)
+    for i, cands in net.choices.items():
+        assert prices.costs[i][0] == 0 and prices.costs[i][-1] < 0       # the identity saves parameters
+    path = slim_path(net, prices.min_ms, prices=prices)
+    assert path.predicted_ms == pytest.approx(params_ms(net.extract(path.picks))) and path.predicted_ms <= prices.min_ms
