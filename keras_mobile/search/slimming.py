@@ -9,7 +9,8 @@ Gumbel-softmax architecture weights, then progressive slimming by importance per
    model per candidate through `RowPricer`, the identity at 0 ms); starting from the most
    important candidate of every row, each step replaces one row's pick by a cheaper candidate,
    the one losing the least importance per ms saved, until the predicted latency is within the
-   budget.
+   budget (no step when the most important candidates already fit: the result is then faster
+   than the budget, since spending the slack would only buy candidates the supernet ranks lower).
 4. The chosen sub-network is extracted as an ordinary package model (weights from the
    supernet) and fine-tuned.
 
