@@ -80,6 +80,12 @@ def layer_calls(model):
     return out
 
 
+def call_input_shapes(layer):
+    """The (first) input shape of each call of `layer`, in every model it was called in."""
+    # private API, checked on Keras 3.15.1: Operation._inbound_nodes, Node.arguments.keras_tensors
+    return [node.arguments.keras_tensors[0].shape for node in layer._inbound_nodes if node.arguments.keras_tensors]
+
+
 def output_structure(model):
     """The nesting (dict / list / single tensor) of a functional model's outputs."""
     # private API, checked on Keras 3.15.1: Functional._outputs_struct

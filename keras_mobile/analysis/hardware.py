@@ -62,17 +62,20 @@ def describe_host():
     dot-product features (`int8_dot`, empty when int8 has no arithmetic advantage here)."""
     import os
     import platform
-    model, flags = "", set()
+    names, flags = {}, set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 key = key.strip()
-                if key in ("model name", "Model", "CPU part") and not model:
-                    model = value.strip()
+                if key in ("model name", "Model", "CPU part"):
+                    names.setdefault(key, value.strip())
                 elif key in ("flags", "Features") and not flags:
                     flags = set(value.split())
     except OSError:   # not Linux: the platform module's name only
         pass
+    # x86 names the CPU per core ("model name"); ARM boards name the SoC ("Model") once, after
+    # the cores' hex part numbers ("CPU part"), the last resort
+    model = next((names[k] for k in ("model name", "Model", "CPU part") if k in names), "")
     return {"machine": platform.machine(), "processor": model or platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "int8_dot": [f for f in INT8_DOT_FLAGS if f in flags]}

@@ -102,13 +102,23 @@ def _unwrap(model):
 
 
 def blocks(model):
-    """The model's blocks, in order (consecutive layers with the same block_of key)."""
+    """The model's blocks, in order (consecutive layers with the same block_of key). A block that
+    reads more than one tensor from outside is merged with the blocks before it until it reads
+    one (EfficientFormer's `head_average` of the `head` and `head_dist` Dense layers becomes one
+    `head` block): a block is timed as a single-input model."""
     model = _unwrap(model)
-    out, by_name = [], {}
+    grouped, by_name = [], {}
     for layer, node in graph.layer_calls(model):
         b = block_of(layer.name)
         if b not in by_name:
             by_name[b] = Block(b)
-            out.append(by_name[b])
+            grouped.append(by_name[b])
         by_name[b].items.append((layer, node))
+    out = []
+    for b in grouped:
+        while len(b.external_inputs()) > 1 and out:
+            merged = Block(out[-1].name)
+            merged.items = out.pop().items + b.items
+            b = merged
+        out.append(b)
     return out

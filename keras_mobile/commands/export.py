@@ -17,6 +17,9 @@ def add_arguments(p):
                         "ImageNet names for 1000 classes)")
     p.add_argument("--labels", default=None,
                    help="class names: a text file with one name per line, or 'imagenet' (implies --metadata)")
+    p.add_argument("--no-float-islands", dest="float_islands", action="store_false",
+                   help="int8: keep every op in int8 (a fully integer file, e.g. for NPU/DSP/microcontroller "
+                        "runtimes) instead of running the ops XNNPACK has no int8 kernel for in float")
     p.add_argument("--edgetpu", action="store_true",
                    help="export for the Edge TPU (int8, uint8 IO, EdgeTPU-friendly lowerings), analyze the "
                         "mapping offline, and compile when edgetpu_compiler is installed")
@@ -53,7 +56,7 @@ def run(args):
             data = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
     metadata = True if (args.metadata or args.labels) else None
     report = export(model, out, quant, representative_data=data, metadata=metadata, labels=args.labels,
-                    target=target)
+                    target=target, float_islands=args.float_islands)
     print(report)
     if args.edgetpu:
         if shutil.which("edgetpu_compiler"):

@@ -80,12 +80,11 @@ EAGER_BELOW = 40   # tracing a train step costs ~25-40 eager steps of a small Mo
 
 
 def compile_classifier(model, learning_rate, eager):
-    """Adam + sparse cross-entropy (from logits when the last Dense has no activation)."""
+    """Adam + sparse cross-entropy (from logits when the model outputs logits)."""
     import keras
-    last = [l for l in model.layers if type(l).__name__ == "Dense"]
-    logits = bool(last) and keras.activations.serialize(last[-1].activation) in ("linear", None)
+    from keras_mobile.training.recipes import outputs_logits
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=logits),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)),
                   run_eagerly=eager, jit_compile=False)
 
 

@@ -17,7 +17,7 @@ same function.
 
 AveragePooling2D (EfficientFormer's pool token mixer) has an int8 AVERAGE_POOL_2D that XNNPACK
 does not delegate; the default int8 export writes it as a depthwise convolution with weights
-1/(k*k) times a constant border map (exact, `AveragePoolAsDepthwise`). The Edge TPU runs
+1/(k*k) times a constant border map (exact in float; in int8 the 1/(k*k) weights and the map are quantized, `AveragePoolAsDepthwise`). The Edge TPU runs
 AVERAGE_POOL_2D itself, so its export keeps the op.
 """
 import keras
@@ -78,18 +78,18 @@ class AveragePoolAsDepthwise(keras.layers.Layer):
         self.pool, self.strides, self.padding = source.pool_size, source.strides, source.padding
 
     def build(self, input_shape):
-        (kh, kw), channels = self.pool, input_shape[-1]
-        self.kernel = np.full((kh, kw, channels, 1), 1.0 / (kh * kw), "float32")
-        self.border = None
-        if self.padding == "same":
-            rows, cols = (_window_cells(n, k, s) for n, k, s in zip(input_shape[1:3], self.pool, self.strides))
-            border = (kh * kw) / np.outer(rows, cols)
-            if not np.all(border == 1.0):
-                self.border = border[None, :, :, None].astype("float32")
+        pass   # constants come from each call's static shape: a reused pool may see several sizes
 
     def call(self, x):
-        y = ops.depthwise_conv(x, self.kernel, strides=self.strides, padding=self.padding)
-        return y if self.border is None else y * self.border
+        (kh, kw), shape = self.pool, tuple(x.shape)
+        kernel = np.full((kh, kw, shape[-1], 1), 1.0 / (kh * kw), "float32")
+        y = ops.depthwise_conv(x, kernel, strides=self.strides, padding=self.padding)
+        if self.padding == "same":
+            rows, cols = (_window_cells(n, k, s) for n, k, s in zip(shape[1:3], self.pool, self.strides))
+            border = (kh * kw) / np.outer(rows, cols)
+            if not np.all(border == 1.0):
+                y = y * border[None, :, :, None].astype("float32")
+        return y
 
 
 def _window_cells(size, k, stride):
@@ -101,9 +101,10 @@ def _window_cells(size, k, stride):
 
 
 def _lowerable_pool(layer):
-    # the border map of a "same" window needs the static image size
-    return isinstance(layer, keras.layers.AveragePooling2D) and layer.data_format == "channels_last" \
-        and (layer.padding == "valid" or (layer.padding == "same" and None not in layer.input.shape[1:3]))
+    # the border map of a "same" window needs the static image size (of every call: a layer may be reused)
+    if not (isinstance(layer, keras.layers.AveragePooling2D) and layer.data_format == "channels_last"):
+        return False
+    return layer.padding == "valid" or all(None not in tuple(shape)[1:3] for shape in graph.call_input_shapes(layer))
 
 
 def _last_axis_layer_norm(layer):
@@ -119,7 +120,7 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, poo
     are rewritten into supported ones (hard-swish -> MUL/ADD+RELU6/MUL, exact; GELU ->
     x * sigmoid(1.702 x), approximate, unless approximate_gelu=False; LayerNorm written out,
     exact, unless explicit_layer_norm=False; with pool_as_depthwise, AveragePooling2D ->
-    depthwise conv and border map, exact), and a list of change notes (empty when nothing
+    depthwise conv and border map, exact in float), and a list of change notes (empty when nothing
     needed rewriting: `model` itself is returned)."""
     rewrites = {name: hard_swish_edgetpu for name in HARD_SWISH_NAMES}
     if approximate_gelu:
@@ -147,7 +148,7 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, poo
         changes.append(f"LayerNorm x{len(norms)} -> (x-mean)*rsqrt(var+eps)*gamma+beta (exact; all int8, "
                        f"Keras' lowering leaves a float NEG)")
     if pools:
-        changes.append(f"AveragePooling2D x{len(pools)} -> depthwise conv 1/(k*k) x border map (exact; int8 "
+        changes.append(f"AveragePooling2D x{len(pools)} -> depthwise conv 1/(k*k) x border map (exact in float; int8 "
                        f"AVERAGE_POOL_2D is not delegated to XNNPACK)")
     if counts[hard_swish_edgetpu]:
         changes.append(f"hard-swish x{counts[hard_swish_edgetpu]} -> relu6(x+3)*(x/6) (MUL, ADD+RELU6, MUL; "
@@ -160,7 +161,7 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, poo
 
 def xnnpack_int8_friendly(model):
     """The default int8 (PTQ) export's rewrite: hard-swish -> relu6(x+3)*(x/6) and AveragePooling2D
-    -> depthwise conv x border map (both exact). LiteRT's int8 HARD_SWISH and AVERAGE_POOL_2D
+    -> depthwise conv x border map (both exact in float). LiteRT's int8 HARD_SWISH and AVERAGE_POOL_2D
     kernels are not delegated to XNNPACK, so every such op cuts the graph into another delegate
     partition (or needs a float island); MUL, ADD+RELU6 and DEPTHWISE_CONV_2D are delegated in
     int8. Returns (model, changes) as `edgetpu_friendly` does."""

@@ -88,7 +88,8 @@ def prepare(data, input_shape, model=None):
     Raises ValueError for a missing/empty folder, data yielding nothing, samples of the wrong
     shape, or, when `model` takes raw [0, 255] pixels, data that lies within [0, 1] (images
     already scaled: the int8 ranges would be calibrated on 1/255 of the real ones) or has negative
-    values (already normalised, e.g. with ImageNet's mean and std).
+    values and a maximum of at most 3 (already normalised, e.g. with ImageNet's mean and std or to
+    [-1, 1]; raw pixels with noise or augmentation that dips below 0 pass).
     """
     input_shape = tuple(input_shape)
     if isinstance(data, (str, os.PathLike)):
@@ -115,7 +116,7 @@ def prepare(data, input_shape, model=None):
     next(samples([first], input_shape, 1))          # shape check, same rule as calibration
     if model is not None and first.size and takes_raw_pixels(model):
         lo, hi = float(first.min()), float(first.max())
-        if lo < 0:
+        if lo < 0 and hi <= 3.0:     # ImageNet mean/std tops out at 2.64; raw pixels with noise reach far higher
             raise ValueError(
                 f"representative_data has negative values (min {lo:.3g}, max {hi:.3g}), but {model.name} takes "
                 f"raw [0, 255] pixels (its 'preprocessing' layer normalises them): the data looks already "

@@ -151,7 +151,7 @@ class Recipe:
             head = "|".join(re.escape(l.name) for l in classifier_layers(model))
             opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(
                 self.optimizer(self.backbone_lr_scale), {f"({head})/.*": self.optimizer()}))
-        model.compile(optimizer=opt, loss=self.loss(from_logits=_outputs_logits(model)),
+        model.compile(optimizer=opt, loss=self.loss(from_logits=outputs_logits(model)),
                       metrics=list(metrics), **compile_kwargs)
         build_compiled_metrics(model)
         return model
@@ -204,7 +204,10 @@ def build_compiled_metrics(model):
         pass
 
 
-def _outputs_logits(model):
+def outputs_logits(model):
+    """Whether a classifier's output is logits (its last layer applies no activation): the
+    `from_logits` of its cross-entropy. Reads the last layer, not the last Dense: EfficientFormer
+    averages two Dense heads and applies the softmax after them."""
     import keras
     last = model.layers[-1]
     act = getattr(last, "activation", None)

@@ -54,6 +54,24 @@ def test_predict_tiny(tmp_path):
         lt.LatencyTable(num_threads=1).predict(m)
 
 
+def test_a_two_input_head_is_one_block_and_is_timed(tmp_path):
+    """EfficientFormer's top: two Dense heads averaged (`head_average` reads two tensors). Each
+    block is timed as a single-input file, so the average joins the heads it reads: one `head`
+    block with the pooled features as its input, which the host table measures."""
+    x = keras.Input((8, 8, 3), name="input")
+    y = keras.layers.Conv2D(8, 3, name="conv_stem")(x)
+    y = keras.layers.GlobalAveragePooling2D(name="global_pool")(y)
+    y = keras.layers.Average(name="head_average")([keras.layers.Dense(4, name="head")(y),
+                                                   keras.layers.Dense(4, name="head_dist")(y)])
+    m = keras.Model(x, keras.layers.Activation("softmax", name="predictions")(y))
+    bs = lt.blocks(m)
+    assert [b.name for b in bs] == ["conv_stem", "global_pool", "head", "predictions"]
+    assert [len(b.external_inputs()) for b in bs] == [1, 1, 1, 1]
+    assert [type(l).__name__ for l, _ in bs[2].items] == ["Dense", "Dense", "Average"]
+    table = lt.LatencyTable(num_threads=1)
+    assert table.measure_model(m, runs=3) == 4 and table.predict(m) > 0
+
+
 def test_rank_metrics():
     assert lt.spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert lt.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)

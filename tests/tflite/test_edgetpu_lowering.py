@@ -36,6 +36,20 @@ def test_efficientformer_pool_mixer_lowered_exactly():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_a_pool_reused_at_two_sizes_is_lowered_for_each():
+    """One AveragePooling2D layer called on an 8x8 and a 4x4 map: each call gets its own kernel and
+    border map (built from the first call alone, the second call failed to trace)."""
+    inp = keras.Input((8, 8, 4))
+    pool = keras.layers.AveragePooling2D(3, 1, "same")
+    small = keras.layers.MaxPooling2D(2)(inp)
+    model = keras.Model(inp, [pool(inp), pool(small)])
+    lowered, changes = xnnpack_int8_friendly(model)
+    assert any("AveragePooling2D x1" in c for c in changes), changes
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 4)).astype("float32")
+    for got, want in zip(lowered.predict(x, verbose=0), model.predict(x, verbose=0)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_int8_pool_mixer_is_a_delegated_depthwise_conv(tmp_path):
     """The default int8 export of Meta4D blocks has no AVERAGE_POOL_2D (int8 depthwise conv and MUL
     instead, both delegated) and stays as close to Keras as int8 allows (measured mean error 0.6 %

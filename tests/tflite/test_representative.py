@@ -68,6 +68,8 @@ def test_normalised_data_for_pixel_model_fails_before_conversion(tmp_path, pixel
         with pytest.raises(ValueError, match=r"negative values.*raw \[0, 255\] pixels.*already normalised"):
             export(pixel_model, tmp_path / "n.tflite", "int8", representative_data=data, progress=False)
     assert not (tmp_path / "n.tflite").exists()
+    noisy = pixels + np.random.default_rng(0).normal(0, 4, pixels.shape).astype("float32")   # dips below 0
+    assert noisy.min() < 0 and prepare(noisy, SHAPE, pixel_model) is not None
 
 
 def test_unit_range_data_is_fine_for_a_model_without_preprocessing(pixels):
