@@ -190,3 +190,38 @@ def test_a_whole_model_source_prices_candidates_by_whole_model_differences(paren
         assert prices.costs[i][0] == 0 and prices.costs[i][-1] < 0       # the identity saves parameters
     path = slim_path(net, prices.min_ms, prices=prices)
     assert path.predicted_ms == pytest.approx(params_ms(net.extract(path.picks))) and path.predicted_ms <= prices.min_ms
+
+
+def test_whole_model_prices_that_do_not_add_up_are_checked_on_the_model(parent):
+    """A convex whole-model cost: the sum of per-row savings over-promises, so a pick that fits by
+    the sum can miss the budget. Slimming re-prices the model and keeps going; where even the
+    cheapest picks miss, the result says so (budget_met False) instead of claiming the budget."""
+    def convex_ms(model):
+        return 10 * (model.count_params() / parent.count_params()) ** 8
+    net = SuperNet(TableSpace.from_model(parent, SLIMMABLE), rows=[2, 4])
+    prices = price_choices(net, convex_ms)
+    cheapest = convex_ms(net.extract({i: int(np.argmin(c)) for i, c in prices.costs.items()}))
+    assert cheapest > prices.min_ms * 1.01                        # the sum over-promises
+    path = slim_path(net, cheapest, prices=prices)
+    assert path.budget_met and convex_ms(net.extract(path.picks)) <= cheapest
+    short = slim_path(net, (cheapest + prices.min_ms) / 2, prices=prices)
+    assert not short.budget_met and short.predicted_ms == pytest.approx(cheapest)
+
+
+@pytest.mark.parametrize("bad", [True, 0, -1.0, "5", None])
+def test_budget_must_be_a_positive_number(bad, digits):
+    with pytest.raises(ValueError, match="budget_ms must be a positive number"):
+        slim("MobileNetV3Small", bad, digits[0], digits[1])
+    slimming._check_budget(np.float32(2.5))                        # numpy scalars are numbers
+
+
+def test_a_different_parent_does_not_reuse_the_trained_supernet(parent, slimmed, digits, tmp_path):
+    """Same family and arguments, other weights: the trained supernet and result in out_dir belong
+    to the first parent, so the run refuses (clear error) instead of slimming the wrong network."""
+    import shutil
+    budget, first = slimmed[1], slimmed[3]
+    shutil.copytree(first, tmp_path / "run")
+    other = keras.models.clone_model(parent)
+    other.set_weights([w + 0.01 for w in parent.get_weights()])
+    with pytest.raises(ValueError, match="other arguments"):
+        _slim(other, digits, tmp_path / "run", budget)
