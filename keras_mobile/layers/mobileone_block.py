@@ -140,6 +140,11 @@ class MobileOneBlock(keras.layers.Layer):
             kernel, bias = kernel + ki, bias + bi
         return kernel.astype(np.float32), np.asarray(bias, np.float32)
 
+    def input_channel_kernels(self):
+        """Kernels whose axis -2 runs over this block's input channels (int8 export,
+        `tflite.dead_inputs`): the fused conv's; none for a depthwise block or the train-time form."""
+        return [self.reparam_conv.kernel] if self.inference_mode and not self.depthwise else []
+
     def fused(self):
         """A new block in inference mode holding the folded weights."""
         cfg = {**self.get_config(), "inference_mode": True}

@@ -176,7 +176,11 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         representative_data: calibration inputs for int8 in the model's own input units (raw
             [0, 255] pixels for keras_mobile models): an array, an iterable of batches or
             (images, labels) pairs, a tf.data.Dataset, or a folder of images. Not needed for
-            a `quantize_model` (QAT) model, whose fake-quant ranges give the int8 scales.
+            a `quantize_model` (QAT) model, whose fake-quant ranges give the int8 scales. While
+            converting, weights of full convs and dense layers that read an input channel which
+            is zero on every calibration sample are set to 0 (restored after): they add nothing,
+            but a huge one (MobileOne's fused identity branch on a dead channel) would set its
+            output channel's int8 weight scale (`tflite.dead_inputs`).
         input_dtype: int8 only: "uint8" (default: camera pixels map exactly), "int8" or "float32".
         output_dtype: int8 only: "float32" (default), "uint8" or "int8".
         num_calibration_steps: calibration samples used.
@@ -218,11 +222,21 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         metadata["labels"] = labels
     metadata = None if metadata is False else metadata
     t0 = time.time()
-    conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
-                         num_calibration_steps, batch_size, progress, drop_calibration_outliers)
-    conv.allow_custom_ops = allow_custom_ops
-    with _keras_messages_to_absl():
-        data = conv.convert()
+    dead = contextlib.nullcontext([])
+    if ptq and representative_data is not None:     # samples read once: a one-shot iterator is fine
+        from keras_mobile.tflite.dead_inputs import dead_inputs_zeroed
+        shape = fixed_batch(model, batch_size)[1][1:]
+        representative_data = list(representative.samples(representative.prepare(representative_data, shape, model),
+                                                           shape, num_calibration_steps))
+        dead = dead_inputs_zeroed(model, representative_data)
+    with dead as zeroed:
+        conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
+                             num_calibration_steps, batch_size, progress, drop_calibration_outliers)
+        conv.allow_custom_ops = allow_custom_ops
+        with _keras_messages_to_absl():
+            data = conv.convert()
+    lowering += [f"weights reading input channels that are zero on every calibration sample set to 0 "
+                 f"({', '.join(zeroed)})"] * bool(zeroed)
     if quantization == "int8" and output_dtype == "float32":      # PTQ and QAT files alike
         from keras_mobile.tflite.int8_tail import float_softmax_tail
         data, tails = float_softmax_tail(data)

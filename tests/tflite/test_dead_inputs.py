@@ -1,0 +1,44 @@
+"""Int8 PTQ with an input channel that never fires: the huge weight reading it (as MobileOne's fused
+identity branch has on a dead channel) must not set its output channel's int8 weight scale."""
+import keras
+import numpy as np
+
+from keras_mobile.tflite import export, run_tflite
+from keras_mobile.tflite.dead_inputs import dead_input_channels
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    first = keras.layers.Conv2D(4, 1, name="first")
+    h = keras.layers.ReLU()(first(inp))
+    second = keras.layers.Conv2D(4, 1, name="second")
+    model = keras.Model(inp, second(h))
+    k, b = first.get_weights()
+    k, b = np.abs(k), np.zeros_like(b)           # channels 1-3 fire on inputs in [0, 1] ...
+    b[0] = -1000.0                               # ... channel 0 never does
+    first.set_weights([k, b])
+    k, b = second.get_weights()
+    k[0, 0, 0, 2] = 300.0                        # ... and output channel 2 reads it with weight 300
+    second.set_weights([k, b])
+    return model
+
+
+def test_the_dead_channel_is_found_on_the_calibration_data():
+    model = _model()
+    x = np.random.default_rng(1).uniform(0, 1, (16, 8, 8, 3)).astype("float32")
+    assert [(layer.name, channels) for layer, channels in dead_input_channels(model, [x])] == [("second", [0])]
+
+
+def test_int8_file_keeps_the_channel_that_reads_a_dead_input(tmp_path):
+    model = _model()
+    rng = np.random.default_rng(1)
+    calib, x = (rng.uniform(0, 1, (n, 8, 8, 3)).astype("float32") for n in (32, 16))
+    before = [w.copy() for w in model.get_weights()]
+    report = export(model, tmp_path / "m.tflite", "int8", representative_data=calib, input_dtype="float32",
+                    progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))    # restored
+    assert "zero on every calibration sample" in report.extra["lowering"] and "second: 1 of 4" in report.extra["lowering"]
+    want, got = model.predict(x, verbose=0)[..., 2], run_tflite(tmp_path / "m.tflite", x)[..., 2]
+    # without the fix the channel's other weights round to 0 steps of 300/127: error ~ its whole range
+    assert np.abs(got - want).max() <= 0.05 * (want.max() - want.min()), np.abs(got - want).max()

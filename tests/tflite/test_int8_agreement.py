@@ -1,0 +1,64 @@
+"""Exports keep their values: a trained small model of each family, exported with the default int8
+PTQ (`export(model, path, "int8", representative_data=...)`), agrees with Keras top-1 on held-out
+inputs, measured on the file with LiteRT. Each test runs benchmarks/int8_agreement.py's own
+measurement (train from scratch on the digits, 200 calibration images, 2,880 held-out images: the
+360 held-out digits and 7 unseen perturbed variants of each); results/int8_agreement.md has the
+numbers the bars come from. Training is not bit-reproducible across thread counts, so a bar
+holds what was measured, with a margin only where the goal (99 %) was not reached.
+INT8_AGREEMENT_CACHE=<folder> reuses the trained models the benchmark cached there (export and
+measurement only); by default each test trains its own."""
+import os
+
+import pytest
+
+from tests.benchmark_module import load_benchmark
+
+
+def _agreement(name, tmp_path):
+    bench = load_benchmark("int8_agreement")
+    cache = os.environ.get("INT8_AGREEMENT_CACHE", str(tmp_path))
+    args = bench.parse_args(["--cache", cache, "--drift-images", "0"])
+    r = bench.run_model(args, name, str(tmp_path))
+    return r["agreement"]["default"]["agreement"], r
+
+
+@pytest.mark.slow
+def test_mobilenetv3_small_int8_agrees_with_keras(tmp_path):
+    """MobileNetV3Small, 32 px, 20 epochs (~3.5 min here at load 4): measured 99.79 % agreement
+    [99.55, 99.90] (6 of 2,880 differ; the plain converter graph the same), Keras 98.61 %."""
+    agreement, r = _agreement("MobileNetV3Small", tmp_path)
+    assert r["accuracy"]["keras"] >= 0.95, r["accuracy"]          # a trained model
+    assert agreement >= 0.99, r["agreement"]
+
+
+@pytest.mark.slow
+def test_mobilenetv4_conv_small_int8_agrees_with_keras(tmp_path):
+    """MobileNetV4ConvS, 32 px, 20 epochs (~2 min here at load 3.5): measured 99.55 % agreement
+    [99.23, 99.74] (13 of 2,880 differ; the plain converter graph the same), Keras 98.09 %."""
+    agreement, r = _agreement("MobileNetV4ConvS", tmp_path)
+    assert r["accuracy"]["keras"] >= 0.95, r["accuracy"]
+    assert agreement >= 0.99, r["agreement"]
+
+
+@pytest.mark.slow
+def test_mobileone_s0_int8_agrees_with_keras(tmp_path):
+    """MobileOneS0, 32 px, SGD 30 epochs (~3.5 min here), reparameterized before export: measured
+    99.72 % agreement [99.45, 99.86] (8 of 2,880 differ), Keras 97.50 %. Before the default export
+    zeroed weights that read always-zero input channels (`tflite.dead_inputs`) it was 98.51 %
+    [98.00, 98.89]; the plain converter graph, which does not, 98.37 %."""
+    agreement, r = _agreement("MobileOneS0", tmp_path)
+    assert r["accuracy"]["keras"] >= 0.95, r["accuracy"]
+    assert agreement >= 0.99, r["agreement"]
+
+
+@pytest.mark.slow
+def test_efficientformer_l1_narrow_int8_agreement_holds_its_measured_level(tmp_path):
+    """EfficientFormerL1's table at widths 16-32-48-64 (499 k parameters; the model only builds at
+    224 px, and full width trained at ~4.5 min an epoch here), 10 epochs (~9 min). The 99 % goal is
+    NOT reached: measured 98.89 % agreement [98.44, 99.21] (32 of 2,880 differ; plain converter
+    graph 99.03 %), Keras 94.27 %. Drift: the pool token mixers' LayerScale products (ls1/mul)
+    are quantized with their residual Add's scale, below one int8 step of their own RMS. The bar
+    is the measured level less one point (about twice the interval's half-width)."""
+    agreement, r = _agreement("EfficientFormerL1", tmp_path)
+    assert r["accuracy"]["keras"] >= 0.9, r["accuracy"]
+    assert agreement >= 0.979, r["agreement"]
