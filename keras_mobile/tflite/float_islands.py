@@ -22,6 +22,9 @@ from keras_mobile.tflite.metadata_format import _model_bytes, _schema
 
 # int8 ops XNNPACK runs only in float (benchmarks/results/xnnpack_int8_ops.md)
 FLOAT_ONLY = ("AVERAGE_POOL_2D", "GELU", "SOFTMAX", "RSQRT", "SQUARED_DIFFERENCE", "HARD_SWISH")
+# XNNPACK's int8 binary ops: the input/output (ADD, SUB) or product/output (MUL) scale ratios it
+# accepts, [low, high) (measured in the same benchmark; google/XNNPACK binary-elementwise-nd.c)
+RATIO_LIMITS = {"ADD": (2.0 ** -10, 2.0 ** 8), "SUB": (2.0 ** -10, 2.0 ** 8), "MUL": (2.0 ** -16, 2.0 ** 8)}
 # ops whose float form XNNPACK delegates (measured in the same benchmark): an island of one of these
 # is worth making
 FLOAT_DELEGATED = FLOAT_ONLY + ("ADD", "SUB", "MUL", "BATCH_MATMUL", "MEAN", "LOGISTIC", "TANH", "CONCATENATION",
@@ -74,12 +77,14 @@ def refusal_reason(model, op):
         q = _quant(sg.tensors[ins[1]])
         zp = int(q[1][0]) if q else "?"
         return f"XNNPACK's int8 BATCH_MATMUL needs zero-point 0 on its second input (it is {zp})"
-    if name in ("ADD", "SUB") and out:
-        ratios = ", ".join(f"{_scale(sg, t) / out:.3g}" for t in ins)
-        return f"input/output scale ratios {ratios} outside XNNPACK's int8 {name} limits"
-    if name == "MUL" and out:
-        return (f"product/output scale ratio {_scale(sg, ins[0]) * _scale(sg, ins[1]) / out:.3g} outside "
-                f"XNNPACK's int8 MUL limits")
+    if name in RATIO_LIMITS and out:
+        low, high = RATIO_LIMITS[name]
+        ratios = [_scale(sg, ins[0]) * _scale(sg, ins[1]) / out] if name == "MUL" else [_scale(sg, t) / out for t in ins]
+        what = "product/output scale ratio" if name == "MUL" else "input/output scale ratios"
+        shown = ", ".join(f"{r:.3g}" for r in ratios)
+        if any(not low <= r < high for r in ratios):
+            return f"{what} {shown} outside XNNPACK's int8 {name} limits [{low:.3g}, {high:.3g})"
+        return f"XNNPACK does not delegate this int8 {name} ({what} {shown} are within its limits: reason not known)"
     return f"XNNPACK does not delegate this int8 {name}"
 
 
@@ -104,11 +109,15 @@ def float_islands(tflite):
     """Returns (tflite bytes, islands): every int8 op XNNPACK refuses (and runs in float) rewritten
     as a float island, islands = [(operator index in the new file, op, reason)]; the input bytes
     and [] when there is none."""
+    from keras_mobile.tflite.inspect import xnnpack_partitions
     picks = refused_int8_ops(tflite)
     model, data = read_model(tflite)
     if not picks:
         return data, []
-    return to_float(model, picks, len(data))
+    out, islands = to_float(model, picks, len(data))
+    still_out = {i for i, _ in xnnpack_partitions(out)[1]}   # the rewrite's premise, checked on the file
+    return out, [(i, op, why + ("; the float op is not delegated either" if i in still_out else ""))
+                 for i, op, why in islands]
 
 
 def summary(islands):

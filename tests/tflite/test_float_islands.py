@@ -7,7 +7,7 @@ import pytest
 
 import keras_mobile
 from keras_mobile.tflite import export, run_tflite
-from keras_mobile.tflite.float_islands import float_islands, op_name, read_model, to_float, write_model
+from keras_mobile.tflite.float_islands import float_islands, op_name, read_model, refusal_reason, to_float, write_model
 from keras_mobile.tflite.inspect import make_interpreter, op_details, xnnpack_partitions
 from keras_mobile.tflite.representative import set_bn_statistics
 
@@ -125,5 +125,8 @@ def test_add_outside_xnnpack_scale_window_becomes_an_island(files):
     assert (index, "ADD") in xnnpack_partitions(coarse)[1]
     rewritten, islands = float_islands(coarse)
     assert any(op == "ADD" and "scale ratios" in why and "outside XNNPACK's int8 ADD limits" in why
-               for _, op, why in islands), islands
+               and "not delegated either" not in why for _, op, why in islands), islands
+    # the same ADD as calibrated is within the limits: a refusal would not be blamed on its scales
+    model, _ = read_model(plain.path)
+    assert "within its limits: reason not known" in refusal_reason(model, model.subgraphs[0].operators[index])
     assert xnnpack_partitions(rewritten) == (1, [(0, "QUANTIZE")])
