@@ -20,15 +20,20 @@ def tensorflow_threads(intra=1, inter=1):
     return tf
 
 
-def save_results(out_dir, name, res, text):
-    """`res` as out_dir/name.json and `text` (its rendered table) as out_dir/name.md, atomically;
-    prints the table."""
+def write_result(stem, res, text):
+    """`res` as stem.json and `text` (its rendered markdown) as stem.md, each written atomically
+    (a benchmark rewrites them after every model: a crash keeps what was measured)."""
     import json
     import os
 
     from keras_mobile.files import write_atomic
-    os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, name)
+    os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
     write_atomic(stem + ".json", json.dumps(res, indent=1, default=float).encode())
     write_atomic(stem + ".md", text.encode())
+
+
+def save_results(out_dir, name, res, text):
+    """`write_result` at out_dir/name, then prints the table."""
+    import os
+    write_result(os.path.join(out_dir, name), res, text)
     print(text)

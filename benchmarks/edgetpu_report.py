@@ -140,10 +140,8 @@ def main(argv=None):
             old = json.load(f)["models"]
         fresh = {r["model"].split(" ")[0]: r for r in rows}
         rows = [fresh.pop(r["model"].split(" ")[0], r) for r in old] + list(fresh.values())
-    with open(args.out + ".json", "w") as f:
-        json.dump({"calibration_samples": CALIBRATION_SAMPLES, "models": rows}, f, indent=1)
-    with open(args.out + ".md", "w") as f:
-        f.write(to_markdown(rows))
+    from _setup import write_result   # benchmarks/ is on sys.path when run as a script
+    write_result(args.out, {"calibration_samples": CALIBRATION_SAMPLES, "models": rows}, to_markdown(rows))
     print(to_markdown(rows))
     return 0
 

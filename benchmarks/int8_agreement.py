@@ -34,7 +34,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _setup import tensorflow_threads  # noqa: E402
+from _setup import tensorflow_threads, write_result  # noqa: E402
 
 # model -> (optimizer, peak learning rate, epochs). MobileOne with AdamW barely learns here (S0, 32 px,
 # 4 epochs: 15 % train accuracy at 3e-4, 14 % after 10 epochs at 1e-3; 56.7 % held-out at 3e-3 last
@@ -288,9 +288,7 @@ def main(argv=None):
             if not m["train_seconds"] and old:          # a cached model: keep when it was trained
                 m["train_seconds"] = old[0]["train_seconds"]
             r["models"] = [o for o in r["models"] if o["model"] != name] + [m]
-            bench_workers._dump(r, args.out + ".json")
-            with open(args.out + ".md", "w") as f:
-                f.write(render(r))
+            write_result(args.out, r, render(r))
     print(render(r))
 
 

@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import bench_models  # noqa: E402
-from _setup import host_line  # noqa: E402
+from _setup import host_line, write_result  # noqa: E402
 from keras_mobile.analysis.hardware import describe_host  # noqa: E402
 import bench_workers  # noqa: E402
 
@@ -156,9 +156,7 @@ def main(argv=None):
         except Exception as e:  # noqa: BLE001  (keep what was measured)
             r["models"][name] = {"error": (str(e).strip().splitlines() or ["?"])[-1][:300]}
         print(json.dumps({name: r["models"][name]}), flush=True)
-        bench_workers._dump(r, args.out + ".json")       # atomic: a crash keeps what was measured
-        with open(args.out + ".md", "w") as f:
-            f.write(render(r))
+        write_result(args.out, r, render(r))
     print(render(r))
 
 

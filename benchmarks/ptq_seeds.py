@@ -31,8 +31,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _setup import write_result  # noqa: E402
 
-import bench_workers  # noqa: E402
 
 
 def layer_errors(model, calibration, data, drop_outliers, top=8):
@@ -168,9 +168,7 @@ def main(argv=None):
         for seed in args.seeds:
             r["seeds"].append(run_seed(args, seed, hard_digits(args.train, args.test, args.size, seed=seed), workdir))
             r["load_after"] = os.getloadavg()
-            bench_workers._dump(r, out + ".json")       # atomic: a crash keeps what was measured
-            with open(out + ".md", "w") as f:
-                f.write(render(r))
+            write_result(out, r, render(r))
     print(render(r))
 
 

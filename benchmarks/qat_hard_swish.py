@@ -9,7 +9,6 @@ timed in interleaved rounds in one process; the ratio is the median of per-round
 time ratios. Writes results/qat_hard_swish.json and .md.
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _setup import write_result  # noqa: E402
 
 import bench_workers  # noqa: E402
 from keras_mobile.analysis.hardware import describe_host  # noqa: E402
@@ -72,11 +72,7 @@ def main(argv=None):
             lines.append(f"| {row['model']} | {row['input']} | {row['threads']} | {row['native_ms']:.2f} | "
                          f"{row['mul_ms']:.2f} | {row['ratio_mul_over_native']:.3f} | "
                          f"{o['native']['total']} ({o['native']['HARD_SWISH']} HARD_SWISH) -> {o['mul']['total']} |")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump(r, f, indent=1)
-    with open(args.out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_result(args.out, r, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

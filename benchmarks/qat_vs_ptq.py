@@ -14,7 +14,6 @@ start), reported per seed with the paired standard error over the test images an
 over seeds. Writes results/qat_vs_ptq.json and .md.
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -138,11 +137,8 @@ def main(argv=None):
     r = {"command": " ".join([os.path.basename(sys.argv[0])] + (argv or sys.argv[1:])),
          "args": vars(args) | {"out": None}, "seeds": seeds,
          "mean": {k: float(np.mean([s[k]["mean"] for s in seeds])) for k in keys}}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump(r, f, indent=1)
-    with open(args.out + ".md", "w") as f:
-        f.write(render(r))
+    from _setup import write_result   # benchmarks/ is on sys.path when run as a script
+    write_result(args.out, r, render(r))
     print(render(r))
 
 

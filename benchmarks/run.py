@@ -31,6 +31,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _setup import write_result  # noqa: E402
 
 import bench_models  # noqa: E402
 import bench_render  # noqa: E402
@@ -140,10 +141,7 @@ def run(models, quick=False, threads=(1, 2), batches=(1, 32), parts=PARTS, quant
     def save():
         r["load"] = load.summary()
         r["total_s"] = time.time() - t_start
-        with open(path + ".json", "w") as f:
-            json.dump(r, f, indent=1)
-        with open(path + ".md", "w") as f:
-            f.write(bench_render.render(r))
+        write_result(path, r, bench_render.render(r))
 
     for part in parts:
         base = dict(s, part=part, groups=groups)
@@ -200,8 +198,8 @@ def main(argv=None):
     if a.render:
         with open(a.render) as f:
             md = bench_render.render(json.load(f))
-        with open(os.path.splitext(a.render)[0] + ".md", "w") as f:
-            f.write(md)
+        from keras_mobile.files import write_atomic
+        write_atomic(os.path.splitext(a.render)[0] + ".md", md.encode())
         print(md)
         return 0
     if any(t < 1 for t in a.threads) or any(b < 1 for b in a.batches):

@@ -22,7 +22,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
-from _setup import host_line  # noqa: E402
+from _setup import host_line, write_result  # noqa: E402
 from keras_mobile.analysis.hardware import describe_host  # noqa: E402
 
 RATIOS = [2.0 ** e for e in (-18, -17, -16, -15, -11, -10, -9, -1, 0, 1, 7, 8, 9)]
@@ -193,10 +193,7 @@ def main(argv=None):
     r = {"command": " ".join(["xnnpack_int8_ops.py"] + (argv or sys.argv[1:])),
          "litert": f"ai-edge-litert {version('ai-edge-litert')}", **describe_host(),
          "date": time.strftime("%Y-%m-%d %H:%M"), "ops": measure()}
-    from bench_workers import _dump
-    _dump(r, args.out + ".json")
-    with open(args.out + ".md", "w") as f:
-        f.write(render(r))
+    write_result(args.out, r, render(r))
     print(render(r))
 
 
