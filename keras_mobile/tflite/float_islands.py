@@ -88,11 +88,11 @@ def refusal_reason(model, op):
     return f"XNNPACK does not delegate this int8 {name}"
 
 
-def refused_int8_ops(tflite):
+def refused_int8_ops(tflite, parsed=None):
     """{operator index: reason} of the int8 ops XNNPACK (as installed) leaves out of its partitions
-    and would take as float ops."""
+    and would take as float ops. parsed: `read_model(tflite)` when the caller has it already."""
     from keras_mobile.tflite.inspect import xnnpack_partitions
-    model, data = read_model(tflite)
+    model, data = parsed or read_model(tflite)
     sg = model.subgraphs[0]
     int8 = _schema().TensorType.INT8
     _, outside = xnnpack_partitions(data)
@@ -110,8 +110,8 @@ def float_islands(tflite):
     as a float island, islands = [(operator index in the new file, op, reason)]; the input bytes
     and [] when there is none."""
     from keras_mobile.tflite.inspect import xnnpack_partitions
-    picks = refused_int8_ops(tflite)
-    model, data = read_model(tflite)
+    model, data = read_model(tflite)     # the object API is slow on big files: parsed once
+    picks = refused_int8_ops(data, (model, data))
     if not picks:
         return data, []
     out, islands = to_float(model, picks, len(data))
