@@ -32,8 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from _setup import tensorflow_threads, write_result  # noqa: E402
 
-PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
-          "coins", "brick", "grass", "gravel", "retina")
+# sorted: finetune.py's folder pipeline numbers the classes in the sorted order of the folder names
+PHOTOS = tuple(sorted(("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry",
+                       "hubble_deep_field", "coins", "brick", "grass", "gravel", "retina")))
 
 
 def photo(name):
@@ -89,6 +90,10 @@ def run_seed(args, seed, data_dir, test, workdir):
     out = os.path.join(workdir, f"seed{seed}")
     t0 = time.time()
     metrics, cmd = finetune(args, seed, os.path.join(data_dir, "train"), out)
+    with open(os.path.join(out, "labels.txt")) as f:
+        names = f.read().split()
+    if names != list(PHOTOS):
+        raise RuntimeError(f"finetune.py numbered the classes {names}, the test labels {list(PHOTOS)}")
     model = training.build_finetune_model(args.model, len(PHOTOS), weights=None, input_size=args.size)
     model.load_weights(os.path.join(out, "final.weights.h5"))
     xt, yt = test
