@@ -88,12 +88,15 @@ def fixed_batch(model, batch_size=1):
 
 def converter_for(model, quantization="float32", representative_data=None, input_dtype="float32",
                   output_dtype="float32", num_calibration_steps=100, batch_size=1, progress=True,
-                  drop_calibration_outliers=True):
+                  drop_calibration_outliers=True, true_calibration_ranges=False):
     """A configured TFLiteConverter (exposed so heads/QAT can add options before converting).
 
     int8 calibration leaves out the rare samples (at most 5 %) that push some activation beyond
     10x its usual peak (`representative.outlier_samples`): min/max calibration would otherwise size
-    the int8 scales by them and crush every typical input to a few steps. Needs 20+ samples."""
+    the int8 scales by them and crush every typical input to a few steps. Needs 20+ samples.
+    true_calibration_ranges: quantize with each tensor's own min/max (`calibration_ranges`: LiteRT's
+    calibrator records an in-place ADD/SUB/MUL's input with the op's output range); off by default
+    (see `export`)."""
     import tensorflow as tf
     _check(model, quantization, representative_data, input_dtype, output_dtype)
     static, shape = fixed_batch(model, batch_size)
@@ -124,6 +127,9 @@ def converter_for(model, quantization="float32", representative_data=None, input
                     s = _pin_pixel_range(s)
                 yield [np.repeat(s, batch_size, axis=0)]
         conv.representative_dataset = calibration
+        if true_calibration_ranges:
+            from keras_mobile.tflite.calibration_ranges import calibrate_with_true_ranges
+            calibrate_with_true_ranges(conv)
     return conv
 
 
@@ -164,7 +170,7 @@ def _keras_messages_to_absl():
 def export(model, path, quantization=None, representative_data=None, input_dtype=None,
            output_dtype=None, num_calibration_steps=100, batch_size=1, metadata=None, labels=None,
            target=None, progress=True, allow_custom_ops=False, drop_calibration_outliers=True,
-           float_islands=True):
+           float_islands=True, true_calibration_ranges=False):
     """Exports `model` to `path` and returns an inspection report (`TFLiteReport`).
 
     Args:
@@ -199,6 +205,13 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         drop_calibration_outliers: int8 PTQ calibrates without the rare samples (at most 5 %)
             that drive some activation past 10x its usual peak (see `converter_for`); False
             calibrates plain min/max over every sample.
+        true_calibration_ranges: int8 PTQ quantizes each tensor with the min/max it takes on the
+            calibration samples (`tflite.calibration_ranges`) instead of the range LiteRT's
+            calibrator records, which for the input of an in-place ADD/SUB/MUL is the union with
+            the op's output range (a LayerScale'd EfficientFormer branch gets its residual's range).
+            Off by default: the exact ranges leave no slack, and on inputs beyond the calibration
+            data they clip more (trained EfficientFormerL1, digits: agreement with Keras 98.54 %
+            vs 98.89 %, benchmarks/results/int8_agreement.md).
         float_islands: int8 PTQ (no target): each int8 op that LiteRT's XNNPACK delegate refuses
             (no int8 kernel: GELU, SOFTMAX, AVERAGE_POOL_2D, RSQRT, ...; BATCH_MATMUL with a
             second-input zero-point; ADD/MUL beyond XNNPACK's scale ratios) runs as DEQUANTIZE
@@ -231,12 +244,16 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         dead = dead_inputs_zeroed(model, representative_data)
     with dead as zeroed:
         conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
-                             num_calibration_steps, batch_size, progress, drop_calibration_outliers)
+                             num_calibration_steps, batch_size, progress, drop_calibration_outliers,
+                             true_calibration_ranges)
         conv.allow_custom_ops = allow_custom_ops
         with _keras_messages_to_absl():
             data = conv.convert()
     lowering += [f"weights reading input channels that are zero on every calibration sample set to 0 "
                  f"({', '.join(zeroed)})"] * bool(zeroed)
+    corrected = getattr(conv, "true_range_changes", None)
+    lowering += [f"calibration ranges of {corrected} tensors set to their own min/max (LiteRT's calibrator recorded "
+                 f"in-place ADD/SUB/MUL inputs with the op's output range)"] * bool(corrected)
     if quantization == "int8" and output_dtype == "float32":      # PTQ and QAT files alike
         from keras_mobile.tflite.int8_tail import float_softmax_tail
         data, tails = float_softmax_tail(data)
