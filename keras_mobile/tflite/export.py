@@ -96,12 +96,13 @@ def converter_for(model, quantization="float32", representative_data=None, input
     the int8 scales by them and crush every typical input to a few steps. Needs 20+ samples.
     true_calibration_ranges: quantize with each tensor's own min/max (`calibration_ranges`: LiteRT's
     calibrator records an in-place ADD/SUB/MUL's input with the op's output range); off by default
-    (see `export`)."""
+    (see `export`).
+    `representative_data` takes what `export` does, or the `representative.Samples` it already read."""
     import tensorflow as tf
     _check(model, quantization, representative_data, input_dtype, output_dtype)
     static, shape = fixed_batch(model, batch_size)
     if quantization == "int8" and representative_data is not None:   # checked before the slow conversion
-        representative_data = representative.prepare(representative_data, shape[1:], model)
+        representative_data = representative.read(representative_data, shape[1:], num_calibration_steps, model)
     conv = tf.lite.TFLiteConverter.from_keras_model(static)
     if quantization == "float16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -115,7 +116,7 @@ def converter_for(model, quantization="float32", representative_data=None, input
         if representative_data is None:   # QAT model: its fake-quant ranges are the int8 scales
             return conv                   # (INT8-only ops would demand a representative dataset)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        chosen = list(representative.samples(representative_data, shape[1:], num_calibration_steps))
+        chosen = list(representative_data)
         if drop_calibration_outliers and len(chosen) >= 20:
             dropped = set(representative.outlier_samples(_float_bytes(model), chosen))
             chosen = [s for i, s in enumerate(chosen) if i not in dropped]
@@ -236,11 +237,10 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     metadata = None if metadata is False else metadata
     t0 = time.time()
     dead = contextlib.nullcontext([])
-    if ptq and representative_data is not None:     # samples read once: a one-shot iterator is fine
+    if ptq and representative_data is not None:     # read once: converter_for calibrates on the same Samples
         from keras_mobile.tflite.dead_inputs import dead_inputs_zeroed
-        shape = fixed_batch(model, batch_size)[1][1:]
-        representative_data = list(representative.samples(representative.prepare(representative_data, shape, model),
-                                                           shape, num_calibration_steps))
+        representative_data = representative.read(representative_data, fixed_batch(model, batch_size)[1][1:],
+                                                  num_calibration_steps, model)
         dead = dead_inputs_zeroed(model, representative_data)
     with dead as zeroed:
         conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,

@@ -3,7 +3,7 @@
 image folder, all turned into single [1, H, W, C] float32 samples of the model's input (raw
 pixels for keras_mobile models, which normalise inside the model).
 
-`prepare` checks the data before the (slow) conversion starts: a missing or empty folder, a
+`prepare` checks the data before the (slow) conversion starts (`read` checks and reads it once): a missing or empty folder, a
 wrong sample shape, and [0, 1] data for a model that takes [0, 255] pixels raise ValueError
 there, instead of inside TensorFlow's calibration after the model was converted.
 """
@@ -128,6 +128,21 @@ def prepare(data, input_shape, model=None):
                 f"multiply by 255), or build the model with include_preprocessing=False and normalise "
                 f"the data yourself")
     return data
+
+
+class Samples(tuple):
+    """Calibration samples already checked and read by `read`: (1, H, W, C) float32 arrays."""
+
+
+def read(data, input_shape, limit, model=None):
+    """Checks `data` (`prepare`) and reads up to `limit` samples from it (`samples`), once.
+
+    Returns a `Samples` tuple; given a `Samples`, returns it unchanged, so the steps of one export
+    (the dead-input check, calibration, the outlier screen) share one reading of the data."""
+    if isinstance(data, Samples):
+        return data
+    input_shape = tuple(input_shape)
+    return Samples(samples(prepare(data, input_shape, model), input_shape, limit))
 
 
 def set_bn_statistics(model, images):
