@@ -1,7 +1,10 @@
-"""The start every benchmark script shares: TensorFlow's thread pools fixed before it runs an op.
-
-TensorFlow sizes its pools at the first op and ignores later settings, so a script calls this
-at import time (one process per thread count when it compares several)."""
+"""What benchmark scripts share: TensorFlow's thread pools fixed before it runs an op (TensorFlow
+sizes its pools at the first op and ignores later settings, so a script calls `tensorflow_threads`
+at import time, one process per thread count when it compares several), the record of a run
+(`Run`) and writing results."""
+import os
+import sys
+import time
 
 
 def host_line(r):
@@ -20,11 +23,30 @@ def tensorflow_threads(intra=1, inter=1):
     return tf
 
 
+class Run:
+    """A benchmark run, started when made: `record()` is what its result keeps about the run (the
+    1-min load at the start and the end, the wall time, the command that repeats it) and
+    `run_line` says it in the markdown."""
+
+    def __init__(self, script, argv=None):
+        self.t0, self.load0 = time.time(), os.getloadavg()[0]
+        self.command = f"PYTHONPATH=. python benchmarks/{script} " + " ".join(argv or sys.argv[1:])
+
+    def record(self):
+        return {"load1_start": self.load0, "load1_end": os.getloadavg()[0], "wall_s": time.time() - self.t0,
+                "command": self.command}
+
+
+def run_line(res):
+    """The markdown sentence on a result's `Run.record()` keys."""
+    return (f"Load (1 min) {res['load1_start']:.1f} at the start, {res['load1_end']:.1f} at the end; "
+            f"wall {res['wall_s']:.0f} s. Command: `{res['command'].strip()}`.")
+
+
 def write_result(stem, res, text):
     """`res` as stem.json and `text` (its rendered markdown) as stem.md, each written atomically
     (a benchmark rewrites them after every model: a crash keeps what was measured)."""
     import json
-    import os
 
     from keras_mobile.files import write_atomic
     os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
@@ -34,6 +56,5 @@ def write_result(stem, res, text):
 
 def save_results(out_dir, name, res, text):
     """`write_result` at out_dir/name, then prints the table."""
-    import os
     write_result(os.path.join(out_dir, name), res, text)
     print(text)

@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
-from _setup import save_results  # noqa: E402
+from _setup import Run, run_line, save_results  # noqa: E402
 from search_pareto import median_ms, ratio, timed  # noqa: E402  (interleaved LiteRT timing)
 
 
@@ -80,13 +80,12 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     a = p.parse_args(argv)
     from keras_mobile.search import get_source
-    t0, load0 = time.time(), os.getloadavg()[0]
+    run = Run("search_slim_prediction.py", argv)
     src = get_source("host", cache_path=a.table)
     res = {"source": src.name, "budgets": a.budgets, "steps": a.steps,
            "models": {name: run_model(name, a, src) for name in a.models}}
     diffs = [abs(r["diff"]) for m in res["models"].values() for r in m["slimmed"]]
-    res.update(max_abs_diff=max(diffs), load1_start=load0, load1_end=os.getloadavg()[0], wall_s=time.time() - t0,
-               command="PYTHONPATH=. python benchmarks/search_slim_prediction.py " + " ".join(argv or sys.argv[1:]))
+    res.update(max_abs_diff=max(diffs), **run.record())
     save_results(a.out, "search_slim_prediction", res, render(res))
     return res
 
@@ -106,9 +105,7 @@ def render(res):
             lines.append(f"| {name} | {m['size']} | {r['budget']} | {r['predicted_ratio']:.3f} | "
                          f"{r['measured_ratio']:.3f} | {r['diff']:+.3f} | {r['rows_changed']}/{r['rows']} | "
                          f"{r['predicted_ms']:.3f} | {r['measured_ms']:.3f} |")
-    lines += ["", f"Largest |measured - predicted| ratio: {res['max_abs_diff']:.3f}. Load (1 min) "
-              f"{res['load1_start']:.1f} at the start, {res['load1_end']:.1f} at the end; wall {res['wall_s']:.0f} s. "
-              f"Command: `{res['command'].strip()}`."]
+    lines += ["", f"Largest |measured - predicted| ratio: {res['max_abs_diff']:.3f}. " + run_line(res)]
     return "\n".join(lines) + "\n"
 
 

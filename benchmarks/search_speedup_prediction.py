@@ -15,12 +15,11 @@ Writes results/search_speedup_prediction.json and .md. (It was a timed unit test
 import argparse
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
-from _setup import save_results  # noqa: E402
+from _setup import Run, run_line, save_results  # noqa: E402
 from search_pareto import median_ms, ratio, timed  # noqa: E402  (interleaved LiteRT timing)
 
 BAR = 0.15    # the former test's tolerance on |measured - predicted| speed-up ratio
@@ -54,7 +53,7 @@ def main(argv=None):
     from keras_mobile.applications import MobileNetV3Small
     from keras_mobile.search import TableSpace, get_source
     from keras_mobile.search.inherit import inherit
-    t0, load0 = time.time(), os.getloadavg()[0]
+    run = Run("search_speedup_prediction.py", argv)
     keras.utils.set_random_seed(0)
     parent = MobileNetV3Small(weights=None, input_shape=(a.size, a.size, 3), classes=10)
     space = TableSpace.from_model(parent)
@@ -76,9 +75,7 @@ def main(argv=None):
     worst = max(abs(r["diff"]) for r in rows)
     res = {"model": "MobileNetV3Small", "size": a.size, "source": src.name, "rounds": len(ts["parent"]),
            "parent": {"predicted_ms": predicted["parent"], "measured_ms": med["parent"]}, "children": rows,
-           "max_abs_diff": worst, "bar": BAR, "within_bar": worst < BAR, "load1_start": load0,
-           "load1_end": os.getloadavg()[0], "wall_s": time.time() - t0,
-           "command": "PYTHONPATH=. python benchmarks/search_speedup_prediction.py " + " ".join(argv or sys.argv[1:])}
+           "max_abs_diff": worst, "bar": BAR, "within_bar": worst < BAR, **run.record()}
     save_results(a.out, "search_speedup_prediction", res, render(res))
     return res
 
@@ -96,9 +93,7 @@ def render(res):
         lines.append(f"| {r['child']} | {r['predicted_ms']:.3f} | {r['measured_ms']:.3f} | "
                      f"{r['predicted_ratio']:.3f} | {r['measured_ratio']:.3f} | {r['diff']:+.3f} |")
     lines += ["", f"Largest |measured - predicted| ratio: {res['max_abs_diff']:.3f} (bar {res['bar']}: "
-              f"{'within' if res['within_bar'] else 'NOT within'}). Load (1 min) {res['load1_start']:.1f} at "
-              f"the start, {res['load1_end']:.1f} at the end; wall {res['wall_s']:.0f} s. Command: "
-              f"`{res['command'].strip()}`."]
+              f"{'within' if res['within_bar'] else 'NOT within'}). " + run_line(res)]
     return "\n".join(lines) + "\n"
 
 
