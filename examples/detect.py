@@ -5,12 +5,12 @@ save PNGs with drawn boxes.
     python examples/detect.py --size 128 --epochs 40 --out /tmp/detect
     python examples/detect.py --data tfds:voc/2012 --size 320
 """
-import argparse
-import json
 import os
 import time
 
 import numpy as np
+
+import head_example
 
 
 def draw(image, boxes, classes, scores, names, path, color=(255, 40, 40)):
@@ -26,13 +26,11 @@ def draw(image, boxes, classes, scores, names, path, color=(255, 40, 40)):
 
 def load(args):
     from keras_mobile.data import shapes
-    if args.data == "shapes":
+    name = head_example.tfds_name(args)
+    if name is None:
         train = shapes.generate(args.num_train, args.size, seed=1)
         test = shapes.generate(args.num_test, args.size, seed=2)
         return train, test, shapes.CLASS_NAMES
-    if not args.data.startswith("tfds:"):
-        raise SystemExit(f"--data must be 'shapes' or 'tfds:NAME', got {args.data!r}")
-    name = args.data[5:]
     train = shapes.load_tfds_detection(name, "train", args.size, num_images=args.num_train,
                                        data_dir=args.data_dir)
     test = shapes.load_tfds_detection(name, args.test_split, args.size, num_images=args.num_test,
@@ -41,44 +39,24 @@ def load(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="shapes", help="'shapes' or 'tfds:NAME' (e.g. tfds:voc/2012)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--test-split", default="validation")
-    p.add_argument("--backbone", default="MobileNetV4ConvS")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--num-train", type=int, default=1000)
-    p.add_argument("--num-test", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p = head_example.parser(__doc__, backbone="MobileNetV4ConvS", num_train=1000, epochs=40,
+                            test_split="validation")
     p.add_argument("--min-scale", type=float, default=0.1, help="smallest anchor (image fraction)")
     p.add_argument("--max-scale", type=float, default=0.6)
     p.add_argument("--score-threshold", type=float, default=0.3)
-    p.add_argument("--num-png", type=int, default=4)
     p.add_argument("--fixed-train-set", action="store_true",
                    help="shapes: train on one fixed set instead of fresh images every epoch")
-    p.add_argument("--no-tflite", action="store_true")
     p.add_argument("--out", default="detect_out")
-    p.add_argument("--seed", type=int, default=0, help="weights/training seed (same seed, same numbers)")
     args = p.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    head_example.start(args)
 
-    import keras
-    from keras_mobile.training import set_seed
-    set_seed(args.seed)
     from keras_mobile.heads import SSDLite
     from keras_mobile.heads.metrics import detection_map
 
     train, test, names = load(args)
     model = SSDLite(args.backbone, num_classes=len(names), input_shape=(args.size, args.size, 3),
                     min_scale=args.min_scale, max_scale=args.max_scale)
-    steps = max(1, args.epochs * int(np.ceil(len(train["images"]) / args.batch_size)))
-    lr = keras.optimizers.schedules.CosineDecay(args.lr, steps, warmup_target=None)
-    model.compile(optimizer=keras.optimizers.Adam(lr))
-    # the Adam slots built eagerly: created inside the first traced train step they cost
-    # 10-35 s more on 2 CPU cores (SSDLite, 64 px, measured)
-    model.optimizer.build(model.trainable_variables)
+    head_example.compile_adam_cosine(model, args, len(train["images"]))
     x = train["images"].astype("float32")
     y = {"boxes": train["boxes"], "classes": train["classes"]}
     t = time.time()
@@ -119,9 +97,7 @@ def main(argv=None):
              dets["scores"][i][:n][keep], names, png)
         pngs.append(png)
     result["pngs"] = pngs
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    return result
+    return head_example.save_metrics(args, result)
 
 
 if __name__ == "__main__":

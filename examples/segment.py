@@ -4,12 +4,12 @@ mIoU, export an int8 TFLite model, run it on held-out images and save mask-overl
     python examples/segment.py --size 128 --epochs 15 --out /tmp/segment
     python examples/segment.py --data tfds:oxford_iiit_pet --num-classes 3
 """
-import argparse
-import json
 import os
 import time
 
 import numpy as np
+
+import head_example
 
 PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48],
                     [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60]], np.uint8)
@@ -26,13 +26,11 @@ def overlay(image, mask, path):
 
 def load(args):
     from keras_mobile.data import shapes
-    if args.data == "shapes":
+    name = head_example.tfds_name(args)
+    if name is None:
         train = shapes.generate(args.num_train, args.size, seed=1)
         test = shapes.generate(args.num_test, args.size, seed=2)
         return train, test, len(shapes.CLASS_NAMES) + 1
-    if not args.data.startswith("tfds:"):
-        raise SystemExit(f"--data must be 'shapes' or 'tfds:NAME', got {args.data!r}")
-    name = args.data[5:]
     kw = dict(data_dir=args.data_dir, mask_key=args.mask_key)
     train = shapes.load_tfds_segmentation(name, "train", args.size, args.num_train, **kw)
     test = shapes.load_tfds_segmentation(name, args.test_split, args.size, args.num_test, **kw)
@@ -40,31 +38,15 @@ def load(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="shapes", help="'shapes' or 'tfds:NAME'")
-    p.add_argument("--data-dir", default=None)
+    p = head_example.parser(__doc__, backbone="MobileNetV3Large", num_train=800, epochs=15, test_split="test")
     p.add_argument("--mask-key", default="segmentation_mask")
     p.add_argument("--num-classes", type=int, default=None, help="for tfds data")
-    p.add_argument("--test-split", default="test")
-    p.add_argument("--backbone", default="MobileNetV3Large")
     p.add_argument("--output-stride", type=int, default=None, choices=(16, 32),
                    help="default: 16 where the backbone supports atrous, else 32")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--num-train", type=int, default=800)
-    p.add_argument("--num-test", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--num-png", type=int, default=4)
-    p.add_argument("--no-tflite", action="store_true")
     p.add_argument("--out", default="segment_out")
-    p.add_argument("--seed", type=int, default=0, help="weights/training seed (same seed, same numbers)")
     args = p.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    head_example.start(args)
 
-    import keras
-    from keras_mobile.training import set_seed
-    set_seed(args.seed)
     from keras_mobile.heads import LRASPP
     from keras_mobile.heads.metrics import mean_iou
 
@@ -73,11 +55,7 @@ def main(argv=None):
         num_classes = int(max(train["masks"].max(), test["masks"].max())) + 1
     model = LRASPP(args.backbone, num_classes=num_classes, input_shape=(args.size, args.size, 3),
                    output_stride=args.output_stride)
-    steps = max(1, args.epochs * int(np.ceil(len(train["images"]) / args.batch_size)))
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(args.lr, steps)))
-    # the Adam slots built eagerly: created inside the first traced train step they cost
-    # 10-35 s more on 2 CPU cores (SSDLite, 64 px, measured)
-    model.optimizer.build(model.trainable_variables)
+    head_example.compile_adam_cosine(model, args, len(train["images"]))
     x = train["images"].astype("float32")
     t = time.time()
     hist = model.fit(x, train["masks"].astype("int32"), batch_size=args.batch_size,
@@ -101,9 +79,7 @@ def main(argv=None):
         overlay(test["images"][i], pred[i], png)
         pngs.append(png)
     result["pngs"] = pngs
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    return result
+    return head_example.save_metrics(args, result)
 
 
 if __name__ == "__main__":
