@@ -1,12 +1,21 @@
-"""Reproduces the intermittent abort seen when training MobileOneS0 on TensorFlow's CPU (2026-12-03,
-TF 2.21, Keras 3.15.1, AMD EPYC with AVX-512, 2 cores): heap corruption ("corrupted double-linked
-list", "corrupted size vs. prev_size"), a segfault, or `Check failed: IsAligned()` in a BinaryOp.
+"""Trains MobileOneS0 as the run that aborted intermittently on TensorFlow's CPU (2026-12-03, TF 2.21,
+Keras 3.15.1, AMD EPYC with AVX-512, 2 cores): heap corruption ("corrupted double-linked list",
+"corrupted size vs. prev_size", "double free or corruption"), a segfault (also at interpreter exit), or
+`Check failed: IsAligned()` in a BinaryOp whose tensor pointer had been overwritten with float data.
 
-    python scripts/mobileone_train_crash.py                              # crashed 3 of 5 runs
-    TF_ENABLE_ONEDNN_OPTS=0 python scripts/mobileone_train_crash.py      # 0 of 5 runs
+    python scripts/mobileone_train_crash.py                              # "done in N s (no crash)"
+    TF_ENABLE_ONEDNN_OPTS=0 python scripts/mobileone_train_crash.py      # TensorFlow without oneDNN
 
-Each run: MobileOneS0 at 32 px on scikit-learn's digits, SGD momentum, 3 epochs (~80 s). Not yet
-narrowed down to an op; the contrast points at TensorFlow's oneDNN kernels.
+Each run: MobileOneS0 at 32 px on scikit-learn's digits, SGD momentum, 3 epochs (~80 s idle).
+Cause: the stem's 1x1 stride-2 "scale" conv (3 input channels). oneDNN computes its weight gradient
+with `jit_1x1:avx512_core` backward_weights through a "reduce to unit stride" workspace that, for
+NHWC sources with fewer input channels than the 16-channel block, it indexes past its end
+(uxlfoundation/oneDNN#6035, open; `ONEDNN_VERBOSE=1` lists `mb32_ic3oc48_ih32oh16kh1sh2`). Found by
+ablation: replacing the depthwise scale branches or using one kxk branch still crashed (1 of 2 runs
+each), and a gdb run stopped in the destructor of a cached oneDNN 1x1 backward-weights primitive.
+MobileOneBlock now runs a strided 1x1 scale conv as a stride-1 conv on the subsampled input (same
+numbers, same weights), so no strided 1x1 conv reaches oneDNN. Run counts: see the commit message
+that added this text and benchmarks/results/onednn_training.md.
 """
 import time
 

@@ -82,6 +82,19 @@ class MobileOneBlock(keras.layers.Layer):
         p = (self.kernel_size - 1) // 2
         return ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) if p else x
 
+    def _scale_branch(self, x):
+        """The 1x1 "scale" conv. Strided, it runs as a stride-1 conv on the subsampled input (the same
+        numbers): TensorFlow 2.21's oneDNN backward-weights kernel for a strided 1x1 conv with fewer
+        input channels than its 16-channel block (the stem: 3) writes past its workspace and corrupts
+        the heap (oneDNN issue 6035; scripts/mobileone_train_crash.py)."""
+        s = self.strides
+        if s == 1:
+            return self.scale_conv(x)
+        x = x[:, ::s, ::s, :]
+        if self.depthwise:
+            return ops.depthwise_conv(x, self.scale_conv.kernel, strides=1, padding="valid")
+        return ops.conv(x, self.scale_conv.kernel, strides=1, padding="valid")
+
     def call(self, x, training=None):
         xp = self._pad(x)
         if self.inference_mode:
@@ -92,7 +105,7 @@ class MobileOneBlock(keras.layers.Layer):
                 b = norm(conv(xp), training=training)
                 y = b if y is None else y + b
             if self.scale_conv is not None:
-                y = y + self.scale_norm(self.scale_conv(x), training=training)
+                y = y + self.scale_norm(self._scale_branch(x), training=training)
             if self.identity is not None:
                 y = y + self.identity(x, training=training)
         if self.se_channels:

@@ -76,6 +76,39 @@ def test_fusion_is_exact_with_random_bn_stats():
     assert trainable(fused) < trainable(model)
 
 
+def _branches_through_conv_layers(block, x, training):
+    """The block's train-time output with every branch run through its own Keras conv layer."""
+    from keras import ops
+    y = sum(norm(conv(block._pad(x)), training=training) for conv, norm in block.branches)
+    y = y + block.scale_norm(block.scale_conv(x), training=training)
+    return ops.relu(y + block.identity(x, training=training) if block.identity is not None else y)
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_strided_scale_branch_equals_its_conv(depthwise):
+    """A strided 1x1 scale branch runs as a stride-1 conv on the subsampled input (TensorFlow oneDNN
+    crash workaround): outputs and gradients equal those of the strided conv layer holding its kernel."""
+    import tensorflow as tf
+    rng = np.random.default_rng(int(depthwise))
+    x = tf.constant(rng.normal(size=(2, 9, 9, 3)).astype("float32"))   # odd size: the last row is kept
+    block = MobileOneBlock(3 if depthwise else 8, 3, 2, depthwise=depthwise, num_conv_branches=2, name="b")
+    block.build(x.shape)
+    for w in block.weights:
+        v = rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else rng.normal(0, 0.5, w.shape)
+        w.assign(v.astype("float32"))
+    for training in (False, True):
+        grads = []
+        for run in (lambda: block(x, training=training), lambda: _branches_through_conv_layers(block, x, training)):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                out = run()
+                loss = tf.reduce_sum(out * tf.cos(out))
+            grads.append([out] + tape.gradient(loss, [x, block.scale_conv.kernel, block.scale_norm.gamma]))
+        for got, want in zip(*grads):   # gradients: sums over batch and space, in another order
+            want = np.asarray(want)
+            np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-4 * max(1.0, np.abs(want).max()))
+
+
 def test_reparameterize_round_trip_and_tflite(tmp_path):
     from keras_mobile.tflite import export, run_tflite
     model = keras_mobile.MobileOneS0(weights=None, input_shape=(64, 64, 3), classes=5, classifier_activation=None)
