@@ -254,14 +254,13 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     corrected = getattr(conv, "true_range_changes", None)
     lowering += [f"calibration ranges of {corrected} tensors set to their own min/max (LiteRT's calibrator recorded "
                  f"in-place ADD/SUB/MUL inputs with the op's output range)"] * bool(corrected)
-    if quantization == "int8" and output_dtype == "float32":      # PTQ and QAT files alike
-        from keras_mobile.tflite.int8_tail import float_softmax_tail
-        data, tails = float_softmax_tail(data)
-        lowering += ["int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX (XNNPACK delegates it)"] * bool(tails)
+    softmax_tail = quantization == "int8" and output_dtype == "float32"     # PTQ and QAT files alike
+    make_islands = ptq and target is None and float_islands
     islands = []
-    if ptq and target is None and float_islands:
-        from keras_mobile.tflite.float_islands import float_islands as make_islands, summary
-        data, islands = make_islands(data)
+    if softmax_tail or make_islands:
+        from keras_mobile.tflite.float_islands import int8_rewrites, summary
+        data, tails, islands = int8_rewrites(data, softmax_tail, make_islands)
+        lowering += ["int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX (XNNPACK delegates it)"] * bool(tails)
         lowering += [summary(islands)] * bool(islands)
     seconds = time.time() - t0
     if target == "edgetpu":

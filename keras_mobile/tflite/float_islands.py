@@ -12,9 +12,9 @@ runs the int8<->float32 converts, so rewriting a refused op as a float island ke
 graph in one partition. Neighbouring islands share their float tensors (no QUANTIZE/DEQUANTIZE
 pair between them), which only removes a rounding step.
 
-`float_islands` (used by `export` for int8 PTQ files) asks the installed LiteRT which ops its
-XNNPACK delegate left out; `to_float` is the rewrite, also used for the classifier tail
-(`int8_tail`)."""
+`float_islands` asks the installed LiteRT which ops its XNNPACK delegate left out; `to_float` is the
+rewrite, also of the classifier tail (`int8_tail`); `int8_rewrites` (used by `export`) makes both
+from one parse and one pack of the file."""
 import flatbuffers
 import numpy as np
 
@@ -109,15 +109,28 @@ def float_islands(tflite):
     """Returns (tflite bytes, islands): every int8 op XNNPACK refuses (and runs in float) rewritten
     as a float island, islands = [(operator index in the new file, op, reason)]; the input bytes
     and [] when there is none."""
+    data, _, islands = int8_rewrites(tflite, softmax_tail=False)
+    return data, islands
+
+
+def int8_rewrites(tflite, softmax_tail=True, islands=True):
+    """Returns (tflite bytes, tails, islands): with `softmax_tail`, the classifier's int8 SOFTMAX at a
+    float output computed in float (`int8_tail`, tails = how many), with `islands`, the float islands
+    (`float_islands`). The object API is slow on big files: parsed once, packed once; the input
+    bytes when there is nothing to rewrite."""
     from keras_mobile.tflite.inspect import xnnpack_partitions
-    model, data = read_model(tflite)     # the object API is slow on big files: parsed once
-    picks = refused_int8_ops(data, (model, data))
+    from keras_mobile.tflite.int8_tail import TAIL, softmax_tails
+    model, data = read_model(tflite)
+    picks = refused_int8_ops(data, (model, data)) if islands else {}
+    tails = softmax_tails(model) if softmax_tail else {}
+    picks.update(tails)         # XNNPACK refuses the tail's int8 SOFTMAX too: made as the tail, not an island
     if not picks:
-        return data, []
-    out, islands = to_float(model, picks, len(data))
-    still_out = {i for i, _ in xnnpack_partitions(out)[1]}   # the rewrite's premise, checked on the file
-    return out, [(i, op, why + ("; the float op is not delegated either" if i in still_out else ""))
-                 for i, op, why in islands]
+        return data, 0, []
+    out, made = to_float(model, picks, len(data))
+    made = [m for m in made if m[2] != TAIL]
+    still_out = {i for i, _ in xnnpack_partitions(out)[1]} if made else set()   # the premise, checked on the file
+    return out, len(tails), [(i, op, why + ("; the float op is not delegated either" if i in still_out else ""))
+                             for i, op, why in made]
 
 
 def summary(islands):

@@ -8,15 +8,18 @@ one partition, and the scores are the exact softmax of the int8 logits instead o
 approximation of it. MediaPipe Tasks read the float score tensor as before (same output tensor,
 same shape). `export` applies it to every int8 file with float output, PTQ and QAT alike.
 Integer outputs (uint8/int8 scores, e.g. the Edge TPU file) keep the int8 SOFTMAX.
-It is the float-island rewrite (`float_islands.to_float`) of those SOFTMAX ops alone.
+It is the float-island rewrite (`float_islands.to_float`) of those SOFTMAX ops alone: `export` makes
+it in the same pass as the islands (`float_islands.int8_rewrites`: the file parsed and packed once).
 """
-from keras_mobile.tflite.float_islands import op_name, read_model, to_float
+from keras_mobile.tflite.float_islands import op_name
+
+TAIL = "int8 SOFTMAX at the float output"
 
 
-def float_softmax_tail(tflite):
-    """Returns (tflite bytes, n) with every graph output made by int8 SOFTMAX -> DEQUANTIZE
-    rewritten as DEQUANTIZE -> float SOFTMAX (n of them; the input bytes when n is 0)."""
-    model, data = read_model(tflite)
+def softmax_tails(model):
+    """{operator index: TAIL} of every graph output of `model` (a schema ModelT) made by int8 SOFTMAX
+    -> DEQUANTIZE to float32: the picks for `to_float`, which rewrites each as DEQUANTIZE -> float
+    SOFTMAX."""
     sg = model.subgraphs[0]
     ops = sg.operators
     producer = {int(t): i for i, op in enumerate(ops) for t in op.outputs}
@@ -31,10 +34,8 @@ def float_softmax_tail(tflite):
             continue
         s = producer.get(int(ops[d].inputs[0]))
         if s is not None and op_name(model, ops[s]) == "SOFTMAX" and readers[int(ops[s].outputs[0])] == [d]:
-            tails[s] = "int8 SOFTMAX at the float output"
-    if not tails:
-        return data, 0
-    return to_float(model, tails, len(data))[0], len(tails)
+            tails[s] = TAIL
+    return tails
 
 
 def _float32():
