@@ -181,6 +181,11 @@ def agreement(pred, reference, source):
             "distinct_digits_differ": int(len(set(source[~same].tolist())))}
 
 
+def agreement_cell(a):
+    """An `agreement` result as the markdown cell "99.12 % [98.70, 99.41]"."""
+    return f"{100 * a['agreement']:.2f} % [{100 * a['ci95'][0]:.2f}, {100 * a['ci95'][1]:.2f}]"
+
+
 def measure(args, name, size, data, test, workdir):
     import keras_mobile.tflite as kt
     from keras_mobile.reparameterize import needs_reparameterization, reparameterize
@@ -232,8 +237,7 @@ def render(r):
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in r["models"]:
         acc, ag = m["accuracy"], m["agreement"]
-        cell = lambda g: (f"{100 * ag[g]['agreement']:.2f} % [{100 * ag[g]['ci95'][0]:.2f}, {100 * ag[g]['ci95'][1]:.2f}]",
-                          f"{ag[g]['differ']} ({ag[g]['distinct_digits_differ']})")
+        cell = lambda g: (agreement_cell(ag[g]), f"{ag[g]['differ']} ({ag[g]['distinct_digits_differ']})")
         d, c = cell("default"), cell("converter")
         label = m["model"] + (f" at widths {'-'.join(map(str, m['widths']))}" if m.get("widths") else "")
         lines.append(f"| {label} | {m['size']} | {m.get('optimizer', 'adamw')}, {m['epochs']}, {m['lr']:g} | {100 * acc['keras']:.2f} | {100 * acc['default']:.2f} | "

@@ -98,7 +98,7 @@ def run_seed(args, seed, data_dir, test, workdir):
     model.load_weights(os.path.join(out, "final.weights.h5"))
     xt, yt = test
     keras_top1 = np.argmax(model.predict(xt, batch_size=64, verbose=0), -1)
-    calibration, _ = calibration_images(os.path.join(data_dir, "train"), args.size)
+    calibration = calibration_images(os.path.join(data_dir, "train"), args.size)
     paths = exports(model, calibration, workdir)
     r = {"seed": seed, "finetune_command": cmd, "val_accuracy": metrics["val_accuracy"],
          "finetune_tflite": metrics.get("tflite"), "accuracy": {"keras": float((keras_top1 == yt).mean())},
@@ -115,15 +115,17 @@ def run_seed(args, seed, data_dir, test, workdir):
 
 
 def calibration_images(train_dir, size, count=100):
-    """The first `count` training crops (sorted paths), as finetune.py's export takes training images."""
+    """`count` training crops drawn at random (fixed seed), as finetune.py's export calibrates on
+    training images."""
     from PIL import Image
     paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(train_dir) for f in fs)
     rng = np.random.default_rng(0)
     pick = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
-    return np.stack([np.asarray(Image.open(paths[i]).convert("RGB").resize((size, size))) for i in pick]).astype("float32"), pick
+    return np.stack([np.asarray(Image.open(paths[i]).convert("RGB").resize((size, size))) for i in pick]).astype("float32")
 
 
 def render(r):
+    from int8_agreement import agreement_cell
     a = r["args"]
     lines = [f"# int8 vs Keras top-1 after `examples/finetune.py` on scikit-image photos ({a['model']}, "
              f"{a['size']} px, from scratch)", "",
@@ -140,11 +142,10 @@ def render(r):
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in r["seeds"]:
         ag = s["agreement"]
-        cell = lambda g: f"{100 * ag[g]['agreement']:.2f} % [{100 * ag[g]['ci95'][0]:.2f}, {100 * ag[g]['ci95'][1]:.2f}]"
         own = s.get("finetune_tflite") or {}
         lines.append(f"| {s['seed']} | {100 * s['val_accuracy']:.2f} | {100 * s['accuracy']['keras']:.2f} | "
-                     f"{100 * s['accuracy']['default']:.2f} | {cell('default')} | {ag['default']['differ']} | "
-                     f"{cell('converter')} | {ag['converter']['differ']} | "
+                     f"{100 * s['accuracy']['default']:.2f} | {agreement_cell(ag['default'])} | {ag['default']['differ']} | "
+                     f"{agreement_cell(ag['converter'])} | {ag['converter']['differ']} | "
                      f"{100 * own.get('agreement_with_keras', float('nan')):.2f} % of {own.get('images', '?')} | "
                      f"{s['seconds']:.0f} | {s['load_after'][0]} |")
     return "\n".join(lines) + "\n"
