@@ -317,7 +317,8 @@ def run_slim(args, r, parent, budget, src, data, tr, d, k, proposals, L, seed, s
     """Slimming (`keras_mobile.search.slim`, the same calibrated host-int8 source and predicted budget
     as NetAdapt): a supernet from the parent trained for NetAdapt's search steps (proposals x
     short-term, at `--lr`), the extracted sub-network then fine-tuned with NetAdapt's long-term
-    batches. Fills r["slim"]; None (the error recorded) when slimming cannot reach the budget."""
+    batches. Fills r["slim"]; None when slimming fails (its error recorded and its traceback
+    printed): the arm is an addition, its failure must not cost NetAdapt's timing, which follows."""
     from keras_mobile.search import slim
     (x, y), (xv, yv), _ = data
     steps, t0 = proposals * args.short_term_steps, time.time()
@@ -330,9 +331,11 @@ def run_slim(args, r, parent, budget, src, data, tr, d, k, proposals, L, seed, s
         return m
     try:
         model = cached(os.path.join(d, f"slim_k{k}.keras"), make)
-    except ValueError as e:
-        r["slim"] = {"error": str(e)}
-        say(f"slimming failed: {e}")
+    except Exception as e:     # noqa: BLE001  (any failure: a budget it cannot reach is a ValueError)
+        import traceback
+        traceback.print_exc()
+        r["slim"] = {"error": f"{type(e).__name__}: {e}"}
+        say(f"slimming failed: {r['slim']['error']}")
         return None
     log = json.load(open(os.path.join(out, "slim.json")))
     r["slim"] = {"supernet_steps": steps, "finetune_steps": L, "lineage_steps": args.pretrain_steps + steps + L,

@@ -35,6 +35,26 @@ def test_quick_sets_defaults_that_given_options_override():
     assert bench.parse_args(["--quick"]).multipliers == bench.MULTIPLIERS
 
 
+def test_a_failing_slimming_arm_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    """Slimming is an extra arm: any error in it (not only a budget it cannot reach, a ValueError)
+    is recorded with its type in the results and the markdown, and run_slim returns None so that
+    run_model still times NetAdapt against the baselines."""
+    import keras_mobile.search as search
+    bench = _benchmark()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("supernet training diverged")
+    monkeypatch.setattr(search, "slim", broken)
+    r, said = {"model": "MobileNetV3Small", "seed": 0}, []
+    no_data = ((None, None), (None, None), None)
+    args = bench.parse_args(["--quick"])
+    assert bench.run_slim(args, r, None, 0.2, None, no_data, None, str(tmp_path), 1, 16, 625, 0, said.append) is None
+    assert r["slim"] == {"error": "RuntimeError: supernet training diverged"}
+    assert said == ["slimming failed: RuntimeError: supernet training diverged"]
+    md = bench.render({"config": bench.config(args), "runs": {"MobileNetV3Small/seed0": r}})
+    assert "Slimming MobileNetV3Small seed 0: RuntimeError: supernet training diverged" in md
+
+
 @pytest.mark.slow
 def test_netadapt_not_worse_than_the_width_multiplier_at_equal_latency(tmp_path):
     """The reduced benchmark (`--quick`; seed 0, MobileNetV3Small, ~10-35 min on the shared 2
