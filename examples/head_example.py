@@ -28,6 +28,14 @@ def parser(doc, backbone, num_train, epochs, test_split):
     return p
 
 
+def parse(p, argv):
+    """Parses `argv` and checks --data before anything is imported or created (exit 2 on a bad value)."""
+    args = p.parse_args(argv)
+    if args.data != "shapes" and not (args.data.startswith("tfds:") and len(args.data) > 5):
+        p.error(f"--data must be 'shapes' or 'tfds:NAME', got {args.data!r}")
+    return args
+
+
 def start(args):
     """Makes the output folder and seeds the run."""
     from keras_mobile.training import set_seed
@@ -36,12 +44,8 @@ def start(args):
 
 
 def tfds_name(args):
-    """None for --data shapes, else the tensorflow-datasets name of --data tfds:NAME."""
-    if args.data == "shapes":
-        return None
-    if not args.data.startswith("tfds:"):
-        raise SystemExit(f"--data must be 'shapes' or 'tfds:NAME', got {args.data!r}")
-    return args.data[5:]
+    """None for --data shapes, else the tensorflow-datasets name of --data tfds:NAME (`parse` checked it)."""
+    return None if args.data == "shapes" else args.data[5:]
 
 
 def compile_adam_cosine(model, args, num_images):
