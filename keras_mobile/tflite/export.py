@@ -53,13 +53,20 @@ def resolve_settings(quantization=None, target=None, input_dtype=None, output_dt
             output_dtype or "float32")
 
 
-def _check(model, quantization, representative_data, input_dtype, output_dtype):
+def _check(model, quantization, representative_data, input_dtype, output_dtype, true_calibration_ranges=False):
     check_backend()
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    if quantization == "int8" and representative_data is None and not _is_qat(model):
+    qat = _is_qat(model)
+    if quantization == "int8" and representative_data is None and not qat:
         raise ValueError("quantization='int8' needs representative_data (a few hundred typical "
                          "inputs: an array, an iterable of batches, a tf.data.Dataset or an image folder)")
+    if true_calibration_ranges and quantization != "int8":
+        raise ValueError(f"true_calibration_ranges=True sets the ranges of int8 calibration; quantization="
+                         f"{quantization!r} calibrates nothing (use quantization='int8' with representative_data)")
+    if true_calibration_ranges and qat:
+        raise ValueError(f"true_calibration_ranges=True is for post-training int8: {model.name} is a "
+                         f"quantize_model (QAT) model, whose fake-quant ranges are its int8 scales")
     for name, value in (("input_dtype", input_dtype), ("output_dtype", output_dtype)):
         if value not in IO_DTYPES:
             raise ValueError(f"{name} must be one of {IO_DTYPES}, got {value!r}")
@@ -99,7 +106,7 @@ def converter_for(model, quantization="float32", representative_data=None, input
     (see `export`).
     `representative_data` takes what `export` does, or the `representative.Samples` it already read."""
     import tensorflow as tf
-    _check(model, quantization, representative_data, input_dtype, output_dtype)
+    _check(model, quantization, representative_data, input_dtype, output_dtype, true_calibration_ranges)
     static, shape = fixed_batch(model, batch_size)
     if quantization == "int8" and representative_data is not None:   # checked before the slow conversion
         representative_data = representative.read(representative_data, shape[1:], num_calibration_steps, model)
@@ -206,8 +213,8 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         drop_calibration_outliers: int8 PTQ calibrates without the rare samples (at most 5 %)
             that drive some activation past 10x its usual peak (see `converter_for`); False
             calibrates plain min/max over every sample.
-        true_calibration_ranges: int8 PTQ quantizes each tensor with the min/max it takes on the
-            calibration samples (`tflite.calibration_ranges`) instead of the range LiteRT's
+        true_calibration_ranges: int8 PTQ only (ValueError for another quantization or a QAT
+            model): quantizes each tensor with the min/max it takes on the calibration samples (`tflite.calibration_ranges`) instead of the range LiteRT's
             calibrator records, which for the input of an in-place ADD/SUB/MUL is the union with
             the op's output range (a LayerScale'd EfficientFormer branch gets its residual's range).
             Off by default: the exact ranges leave no slack, and on inputs beyond the calibration
@@ -223,6 +230,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     """
     quantization, input_dtype, output_dtype = resolve_settings(quantization, target, input_dtype, output_dtype,
                                                                batch_size)
+    _check(model, quantization, representative_data, input_dtype, output_dtype, true_calibration_ranges)
     lowering, original = [], model
     if target == "edgetpu":
         from keras_mobile.tflite.edgetpu_lowering import edgetpu_friendly

@@ -129,12 +129,28 @@ def test_representative_data_forms(tmp_path, small_model, images):
     (dict(quantization="int8"), "needs representative_data"),
     (dict(quantization="float32", input_dtype="uint8"), "needs quantization='int8'"),
     (dict(quantization="int8", representative_data=np.zeros((2, 64, 64, 3))), r"shape \(64, 64, 3\).*\(96, 96, 3\)"),
+    (dict(quantization="float16", true_calibration_ranges=True), "true_calibration_ranges=True .* quantization='float16'"),
+    (dict(true_calibration_ranges=True), "true_calibration_ranges=True .* quantization='float32'"),
+    (dict(quantization="int8", true_calibration_ranges=True), "needs representative_data"),
 ])
 def test_bad_arguments(tmp_path, small_model, kwargs, match):
     with pytest.raises(ValueError, match=match):
         export(small_model, tmp_path / "bad.tflite", **kwargs)
     assert not (tmp_path / "bad.tflite").exists()
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_true_calibration_ranges_are_refused_for_a_qat_model(tmp_path):
+    """A QAT model's int8 scales are its fake-quant ranges: the option would be ignored, so it fails
+    in the argument checks, before the converter is built."""
+    import keras
+
+    from keras_mobile.tflite import quantize_model
+    inp = keras.Input((8, 8, 3))
+    q = quantize_model(keras.Model(inp, keras.layers.Conv2D(4, 3)(inp), name="tiny_qat"))
+    with pytest.raises(ValueError, match="true_calibration_ranges=True is for post-training int8: tiny_qat is a"):
+        export(q, tmp_path / "q.tflite", "int8", true_calibration_ranges=True)
+    assert not (tmp_path / "q.tflite").exists()
 
 
 def test_dynamic_input_shape_is_rejected(tmp_path):
