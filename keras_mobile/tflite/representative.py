@@ -82,8 +82,8 @@ def takes_raw_pixels(model):
 
 
 def prepare(data, input_shape, model=None):
-    """Checks `data` before conversion; returns what `samples` should read (one-shot iterators
-    come back with their first batch put back in front).
+    """Checks `data` before conversion; returns what `samples` should read (one-shot iterators, and
+    what a generator function returned, come back with their first batch put back in front).
 
     Raises ValueError for a missing/empty folder, data yielding nothing, samples of the wrong
     shape, or, when `model` takes raw [0, 255] pixels, data that lies within [0, 1] (images
@@ -99,7 +99,9 @@ def prepare(data, input_shape, model=None):
             or hasattr(data, "as_numpy_iterator")):
         raise ValueError(f"representative_data must be an array, an iterable of batches, a generator "
                          f"function, a tf.data.Dataset or an image folder, got {type(data).__name__}")
-    reiterable = isinstance(data, np.ndarray) or callable(data) or hasattr(data, "as_numpy_iterator") \
+    if callable(data) and not hasattr(data, "as_numpy_iterator"):
+        data = data()                               # a generator function is called once (it may read files)
+    reiterable = isinstance(data, np.ndarray) or hasattr(data, "as_numpy_iterator") \
         or (hasattr(data, "__iter__") and iter(data) is not data)
     if isinstance(data, np.ndarray):
         first = data.astype(np.float32, copy=False)
@@ -137,11 +139,13 @@ class Samples(tuple):
 def read(data, input_shape, limit, model=None):
     """Checks `data` (`prepare`) and reads up to `limit` samples from it (`samples`), once.
 
-    Returns a `Samples` tuple; given a `Samples`, returns it unchanged, so the steps of one export
-    (the dead-input check, calibration, the outlier screen) share one reading of the data."""
-    if isinstance(data, Samples):
-        return data
+    Returns a `Samples` tuple; given a `Samples`, its first `limit` (shape-checked, not read again),
+    so the steps of one export (the dead-input check, calibration, the outlier screen) share one
+    reading of the data."""
     input_shape = tuple(input_shape)
+    if isinstance(data, Samples):
+        next(samples(data[:1], input_shape, 1))     # same shape rule and message as fresh data
+        return Samples(data[:limit])
     return Samples(samples(prepare(data, input_shape, model), input_shape, limit))
 
 

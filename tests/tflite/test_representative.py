@@ -57,6 +57,34 @@ def test_generator_function_tensorflow_style(tmp_path, pixel_model, pixels):
     assert np.abs(out - ref).max() < 0.1 * np.abs(ref).max()
 
 
+def test_export_calls_a_generator_function_once(tmp_path, pixel_model):
+    """The dead-input check, the outlier screen (20+ samples) and calibration of one int8 export share
+    one reading: a generator function (it may read files or a camera) is called once, not per step."""
+    calls = []
+    x = np.random.default_rng(1).uniform(0, 255, (24,) + SHAPE).astype("float32")
+
+    def gen():
+        calls.append(1)
+        for i in range(len(x)):
+            yield [x[i:i + 1]]
+    report = export(pixel_model, tmp_path / "once.tflite", "int8", representative_data=gen,
+                    num_calibration_steps=24, progress=False)
+    assert report.fully_integer and len(calls) == 1, len(calls)
+
+
+def test_samples_already_read_are_cut_to_the_limit_and_shape_checked(pixel_model, pixels):
+    """converter_for given `Samples` calibrates on num_calibration_steps of them and names a wrong shape."""
+    from keras_mobile.tflite.export import converter_for
+    from keras_mobile.tflite.representative import Samples, read
+    read_once = read(pixels, SHAPE, 6)
+    assert len(read_once) == 6 and len(read(read_once, SHAPE, 4)) == 4
+    conv = converter_for(pixel_model, "int8", read_once, num_calibration_steps=4, progress=False)
+    assert len(list(conv.representative_dataset())) == 4
+    wrong = Samples(s[:, :8, :8] for s in read_once)
+    with pytest.raises(ValueError, match=r"shape \(8, 8, 3\), the model expects \(16, 16, 3\)"):
+        converter_for(pixel_model, "int8", wrong, progress=False)
+
+
 def test_one_shot_generator_keeps_its_first_batch(pixels):
     gen = (pixels[i:i + 2] for i in range(0, 6, 2))
     source = prepare(gen, SHAPE)
