@@ -35,16 +35,10 @@ def _interpreter(blob, threads):
 
 
 def time_blob(blob, threads, runs, stat, warmup=3):
-    """Seconds per invoke of a .tflite (bytes) by `stat` over `runs` invokes."""
-    it = _interpreter(blob, threads)
-    for _ in range(warmup):
-        it.invoke()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        it.invoke()
-        ts.append(time.perf_counter() - t0)
-    return _stat(ts, stat)
+    """Seconds per invoke of a .tflite (bytes) by `stat` over `runs` invokes (the package's clock:
+    CPU time at one thread, `latency_timing.invoke_clock`)."""
+    from keras_mobile.analysis.latency_timing import invoke_times
+    return _stat(invoke_times(_interpreter(blob, threads).invoke, threads, runs, warmup), stat)
 
 
 def measure_blocks(model, table, runs, stat):
@@ -71,16 +65,12 @@ def measure_models(models, threads, runs, stat, passes=3):
     """Whole-model seconds. Each model runs in back-to-back bursts (warm caches, as its blocks were
     timed), and the bursts of all models alternate over `passes` sweeps (the same load for each)."""
     from keras_mobile.analysis import latency_table as lt
+    from keras_mobile.analysis.latency_timing import invoke_times
     its = {m.name: _interpreter(lt.to_tflite(m), threads) for m in models}
     ts = {n: [] for n in its}
     for _ in range(passes):
         for n, it in its.items():
-            for _ in range(2):
-                it.invoke()
-            for _ in range(max(1, runs // passes)):
-                t0 = time.perf_counter()
-                it.invoke()
-                ts[n].append(time.perf_counter() - t0)
+            ts[n] += invoke_times(it.invoke, threads, max(1, runs // passes), warmup=2)
     return {n: _stat(v, stat) for n, v in ts.items()}
 
 

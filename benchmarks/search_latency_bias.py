@@ -4,7 +4,8 @@
 
 The table (keras_mobile.analysis.latency_table) times each block alone; the plain sum
 under-predicts whole models. This script times every block slice and every whole model in the
-same rounds (20th percentile of `runs` invokes each, medians over `rounds`: a shared machine's load hits
+same rounds (20th percentile of `runs` invokes each, by the package's one-thread clock: the invoke's
+CPU time, so preemption on a loaded machine does not count; medians over `rounds`: a shared machine's load hits
 both alike), then compares three corrections of the sum, each
 evaluated leave-one-model-out (fitted on the other models, applied to the held-out one):
 `scale` (a x sum), `per_block` (sum + b x blocks) and both. Writes
@@ -80,7 +81,8 @@ def main(argv=None):
         return c["scale"] * x[n][0] + c["per_block_s"] * x[n][1] + overhead
 
     res = {"quantization": a.quantization, "overhead_ms": overhead * 1e3, "rounds": a.rounds, "runs": a.runs,
-           "statistic": "p20 of runs per round, median over rounds", "models": {}, "corrections": {}}
+           "statistic": "p20 of runs per round, median over rounds",
+           "clock": "thread CPU time of the invoke (one thread: latency_timing.invoke_clock)", "models": {}, "corrections": {}}
     plain = {n: pred({"scale": 1.0, "per_block_s": 0.0}, n) for n in names}
     for n in names:
         res["models"][n] = {"measured_ms": measured[n] * 1e3, "block_sum_ms": x[n][0] * 1e3, "blocks": x[n][1],

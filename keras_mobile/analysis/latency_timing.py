@@ -50,21 +50,41 @@ def to_tflite(model, quantization="float32", quiet=True):
         return conv.convert()
 
 
-def time_tflite(content, num_threads=1, runs=20, warmup=3, seconds=None):
-    """Median seconds per invoke of a .tflite (bytes or path) in the LiteRT interpreter."""
-    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
-    it = random_inputs(make_interpreter(content, num_threads=num_threads))
+def invoke_clock(num_threads):
+    """The clock that times one LiteRT invoke at `num_threads`.
+
+    One thread: the calling thread's CPU time. LiteRT then runs the whole invoke on the calling
+    thread, so its CPU time is the invoke's latency minus the time the OS gave the core to other
+    processes. On this shared 2-core machine at load 5-9, a 4 ms whole-model invoke took 2-3x its
+    CPU time in wall time while its 0.1 ms blocks were rarely preempted: the whole model looked
+    2x slower than its blocks' sum (MobileNetV3Large, MobileOneS0) although its CPU time was
+    1.08x / 1.21x of theirs. More threads: wall time (worker threads' CPU time is not the caller's)."""
+    return time.thread_time if num_threads == 1 else time.perf_counter
+
+
+def invoke_times(invoke, num_threads, runs=20, warmup=3, seconds=None, clock=None):
+    """Seconds of each of `runs` calls of `invoke` (after `warmup` calls), by `clock` (default
+    `invoke_clock(num_threads)`); stops early after `seconds` of wall time (at least 3 runs)."""
+    clock = clock or invoke_clock(num_threads)
     for _ in range(warmup):
-        it.invoke()
+        invoke()
     times = []
     t_end = time.perf_counter() + seconds if seconds else None
     for _ in range(runs):
-        t0 = time.perf_counter()
-        it.invoke()
-        times.append(time.perf_counter() - t0)
+        t0 = clock()
+        invoke()
+        times.append(clock() - t0)
         if t_end and time.perf_counter() > t_end and len(times) >= 3:
             break
-    return statistics.median(times)
+    return times
+
+
+def time_tflite(content, num_threads=1, runs=20, warmup=3, seconds=None):
+    """Median seconds per invoke of a .tflite (bytes or path) in the LiteRT interpreter
+    (CPU time of the invoke at one thread, wall time at more: `invoke_clock`)."""
+    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
+    it = random_inputs(make_interpreter(content, num_threads=num_threads))
+    return statistics.median(invoke_times(it.invoke, num_threads, runs, warmup, seconds))
 
 
 def _overhead(num_threads, quantization="float32"):

@@ -128,3 +128,16 @@ def test_int8_table_and_bad_files(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="is not a latency table"):
         lt.LatencyTable.load(str(tmp_path / "bad.json"))
+
+
+def test_one_thread_invokes_are_timed_by_cpu_time_not_by_time_off_the_core():
+    import time
+    from keras_mobile.analysis.latency_timing import invoke_clock, invoke_times
+    # a 30 ms sleep stands for a preemption: it costs wall time but no CPU time of the caller
+    cpu = invoke_times(lambda: time.sleep(0.03), num_threads=1, runs=3, warmup=0)
+    wall = invoke_times(lambda: time.sleep(0.03), num_threads=2, runs=3, warmup=0)
+    assert max(cpu) < 0.005 and min(wall) >= 0.03
+    # and real work is counted by both clocks
+    busy = invoke_times(lambda: sum(i * i for i in range(200_000)), num_threads=1, runs=3, warmup=0)
+    assert min(busy) > 0.002
+    assert invoke_clock(1) is time.thread_time and invoke_clock(4) is time.perf_counter
