@@ -214,12 +214,13 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             that drive some activation past 10x its usual peak (see `converter_for`); False
             calibrates plain min/max over every sample.
         true_calibration_ranges: int8 PTQ only (ValueError for another quantization or a QAT
-            model): quantizes each tensor with the min/max it takes on the calibration samples (`tflite.calibration_ranges`) instead of the range LiteRT's
-            calibrator records, which for the input of an in-place ADD/SUB/MUL is the union with
-            the op's output range (a LayerScale'd EfficientFormer branch gets its residual's range).
-            Off by default: the exact ranges leave no slack, and on inputs beyond the calibration
-            data they clip more (trained EfficientFormerL1, digits: agreement with Keras 98.54 %
-            vs 98.89 %, benchmarks/results/int8_agreement.md).
+            model): quantizes each tensor with the min/max it takes on the calibration samples
+            (`tflite.calibration_ranges`) instead of the range LiteRT's calibrator records, which
+            for the input of an in-place ADD/SUB/MUL is the union with the op's output range (a
+            LayerScale'd EfficientFormer branch gets its residual's range).
+            Off by default: on the trained EfficientFormerL1 (digits) agreement with Keras fell
+            from 98.89 % to 98.54 % (benchmarks/results/int8_agreement.md), presumably because the
+            exact ranges, without the recorded slack, clip noisy inputs more (not measured).
         float_islands: int8 PTQ (no target): each int8 op that LiteRT's XNNPACK delegate refuses
             (no int8 kernel: GELU, SOFTMAX, AVERAGE_POOL_2D, RSQRT, ...; BATCH_MATMUL with a
             second-input zero-point; ADD/MUL beyond XNNPACK's scale ratios) runs as DEQUANTIZE
