@@ -12,9 +12,10 @@ from keras_mobile.tflite.inspect import make_interpreter, op_details, xnnpack_pa
 from keras_mobile.tflite.representative import set_bn_statistics
 
 
-def tiny_attention():
+def tiny_attention(softmax=False):
     """GELU, LayerNorm (SQUARED_DIFFERENCE, RSQRT), attention (BATCH_MATMUL, SOFTMAX): the int8
-    ops of the attention models that XNNPACK refuses, in a model that converts in seconds."""
+    ops of the attention models that XNNPACK refuses, in a model that converts in seconds; with
+    `softmax`, the same weights and a classifier Softmax at the end."""
     keras.utils.set_random_seed(0)
     L = keras.layers
     x = keras.Input((16, 16, 3))
@@ -24,7 +25,8 @@ def tiny_attention():
     q, k, v = (L.Dense(16)(n) for _ in range(3))
     scores = L.Softmax()(L.Lambda(lambda t: keras.ops.matmul(t[0], keras.ops.transpose(t[1], (0, 2, 1))))([q, k]))
     h = L.Add()([h, L.Lambda(lambda t: keras.ops.matmul(t[0], t[1]))([scores, v])])
-    return keras.Model(x, L.Dense(10)(L.GlobalAveragePooling1D()(h)))
+    logits = L.Dense(10)(L.GlobalAveragePooling1D()(h))
+    return keras.Model(x, L.Softmax()(logits) if softmax else logits)
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,13 @@ def files(tmp_path_factory):
     model = tiny_attention()
     x = np.random.default_rng(0).uniform(0, 255, (24, 16, 16, 3)).astype("float32")
     folder = tmp_path_factory.mktemp("islands")
-    kw = dict(representative_data=x[:16], num_calibration_steps=16, progress=False)
-    islands = export(model, folder / "islands.tflite", "int8", **kw)
-    plain = export(model, folder / "plain.tflite", "int8", float_islands=False, **kw)
+    islands = export(model, folder / "islands.tflite", "int8", **_calibration(x))
+    plain = export(model, folder / "plain.tflite", "int8", float_islands=False, **_calibration(x))
     return model, np.round(x[16:]), islands, plain
+
+
+def _calibration(x):
+    return dict(representative_data=x[:16], num_calibration_steps=16, progress=False)
 
 
 def test_islands_make_one_partition_and_keep_the_int8_answers(files):
@@ -130,3 +135,24 @@ def test_add_outside_xnnpack_scale_window_becomes_an_island(files):
     model, _ = read_model(plain.path)
     assert "within its limits: reason not known" in refusal_reason(model, model.subgraphs[0].operators[index])
     assert xnnpack_partitions(rewritten) == (1, [(0, "QUANTIZE")])
+
+
+def test_softmax_tail_and_islands_in_one_pass(tmp_path, files):
+    """A classifier Softmax at the float output becomes the float tail (int8_tail) in the same rewrite
+    as the islands (float_islands.int8_rewrites): the islands are those of the model without the
+    Softmax, the tail is no island, and the file computes what the two passes (tail at export, then
+    float_islands) compute."""
+    _, x, no_softmax, _ = files
+    model = tiny_attention(softmax=True)
+    calibration = np.random.default_rng(0).uniform(0, 255, (24, 16, 16, 3)).astype("float32")
+    one = export(model, tmp_path / "one.tflite", "int8", **_calibration(calibration))
+    tail_only = export(model, tmp_path / "tail.tflite", "int8", float_islands=False, **_calibration(calibration))
+    two, two_islands = float_islands(tail_only.path)
+    ops = [o["op_name"] for o in op_details(make_interpreter(one.path, delegates=False))]
+    assert ops[-2:] == ["DEQUANTIZE", "SOFTMAX"] and one.delegate_partitions == 1, (ops, one.undelegated_ops)
+    assert one.extra["float_islands"] == no_softmax.extra["float_islands"]          # the tail is not listed
+    assert [f"#{i} {op}: {why}" for i, op, why in two_islands] == one.extra["float_islands"]
+    assert one.extra["lowering"].count("int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX") == 1, one.extra["lowering"]
+    out, want = run_tflite(one.path, x), model.predict(x, verbose=0)
+    np.testing.assert_allclose(out, run_tflite("two", x, interpreter=make_interpreter(two)), atol=1e-6)
+    assert np.allclose(out.sum(axis=1), 1.0, atol=1e-4) and np.abs(out - want).max() <= 0.03, np.abs(out - want).max()
