@@ -25,22 +25,28 @@ def tensorflow_threads(intra=1, inter=1):
 
 class Run:
     """A benchmark run, started when made: `record()` is what its result keeps about the run (the
-    1-min load at the start and the end, the wall time, the command that repeats it) and
-    `run_line` says it in the markdown."""
+    1-min load at the start and the end, the wall time, the command that repeats it, the git commit
+    it ran at) and `run_line` says it in the markdown."""
 
     def __init__(self, script, argv=None):
+        import subprocess
         self.t0, self.load0 = time.time(), os.getloadavg()[0]
         self.command = f"PYTHONPATH=. python benchmarks/{script} " + " ".join(argv or sys.argv[1:])
+        git = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True)
+        self.commit = git.stdout.strip() or None        # None outside a git checkout
 
     def record(self):
         return {"load1_start": self.load0, "load1_end": os.getloadavg()[0], "wall_s": time.time() - self.t0,
-                "command": self.command}
+                "command": self.command, "commit": self.commit}
 
 
 def run_line(res):
-    """The markdown sentence on a result's `Run.record()` keys."""
+    """The markdown sentence on a result's `Run.record()` keys (results from before the commit was
+    recorded render as they did)."""
+    commit = f" (commit {res['commit']})" if res.get("commit") else ""
     return (f"Load (1 min) {res['load1_start']:.1f} at the start, {res['load1_end']:.1f} at the end; "
-            f"wall {res['wall_s']:.0f} s. Command: `{res['command'].strip()}`.")
+            f"wall {res['wall_s']:.0f} s. Command: `{res['command'].strip()}`{commit}.")
 
 
 def write_result(stem, res, text):

@@ -30,7 +30,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _setup import tensorflow_threads, write_result  # noqa: E402
+from _setup import Run, run_line, tensorflow_threads, write_result  # noqa: E402
 
 # sorted: finetune.py's folder pipeline numbers the classes in the sorted order of the folder names
 PHOTOS = tuple(sorted(("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry",
@@ -136,7 +136,7 @@ def render(r):
              "same 100 images); finetune.py's own int8 file is the default export too, measured by finetune.py on "
              "its validation images. Agreement = int8 top-1 equal to Keras top-1 on the test crops (LiteRT), Wilson "
              "95 % interval. Load = 1-min load average after the seed (2 cores, shared).", "",
-             f"Command: `python benchmarks/{r['command']}`" + (f" (commit {r['commit']})" if r.get("commit") else ""), "",
+             run_line(r), "",
              "| seed | Keras val acc | Keras test acc | default int8 test acc | default agreement [95 % CI] | differ "
              "| converter agreement [95 % CI] | differ | finetune.py's int8 agreement (val) | s | load |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -162,14 +162,14 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--out", default=os.path.join(HERE, "results", "int8_agreement_photos"))
     args = p.parse_args(argv)
-    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    r = {"command": " ".join(["int8_agreement_photos.py"] + (argv or sys.argv[1:])), "args": vars(args),
-         "commit": commit.stdout.strip(), "photos": list(PHOTOS), "seeds": [], "load_before": os.getloadavg()}
+    run = Run("int8_agreement_photos.py", argv)
+    r = {"args": vars(args), "photos": list(PHOTOS), "seeds": []}
     with tempfile.TemporaryDirectory() as workdir:
         data_dir = os.path.join(workdir, "photos")
         test = make_dataset(data_dir, args.per_class, args.test, args.size)
         for seed in args.seeds:
             r["seeds"].append(run_seed(args, seed, data_dir, test, workdir))
+            r.update(run.record())
             write_result(args.out, r, render(r))
     print(render(r))
 

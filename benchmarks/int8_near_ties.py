@@ -21,7 +21,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _setup import tensorflow_threads, write_result  # noqa: E402
+from _setup import Run, run_line, tensorflow_threads, write_result  # noqa: E402
 
 OP_TYPES = ("MEAN", "MUL", "ADD", "HARD_SWISH", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 MARGINS = (0.1, 0.25, 0.5, 1.0, 2.0)
@@ -51,8 +51,7 @@ def denylisted(model, calibration, op_type, path):
 
 def render(r):
     lines = [f"# Default int8 vs Keras: near-ties or one op type? (`{r['model_file']}`)", "",
-             f"Command: `python benchmarks/{r['command']}` (commit {r['commit']}); {r['test']} unseen hard_digits images; "
-             f"load {r['load_after'][0]:.1f} after.", "",
+             f"{r['test']} unseen hard_digits images. " + run_line(r), "",
              f"Default int8 file: agreement {100 * r['agreement']:.2f} %; int8 logit error RMS {r['logit_rmse']:.3f} "
              f"(Keras logits' std {r['logit_std']:.2f}); median Keras margin of the disagreeing inputs "
              f"{r['median_margin_of_disagreeing']:.3f}.", "",
@@ -66,7 +65,6 @@ def render(r):
 
 def main(argv=None):
     tensorflow_threads(1)
-    import subprocess
     import tempfile
 
     import keras
@@ -79,15 +77,14 @@ def main(argv=None):
     p.add_argument("--test", type=int, default=4000)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    run = Run("int8_near_ties.py", argv)
     model = keras.models.load_model(args.model_file)
     size = model.input_shape[1]
     (x, _), (xt, _) = hard_digits(20000, 10000, size, seed=args.seed)
     xt, calibration = xt[:args.test], x[:300]
     logits = model.predict(xt, batch_size=256, verbose=0)
     keras_top1 = logits.argmax(-1)
-    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    r = {"command": " ".join(["int8_near_ties.py"] + (argv or sys.argv[1:])), "commit": commit.stdout.strip(),
-         "model_file": args.model_file, "test": len(xt), "denylisted": {}}
+    r = {"model_file": args.model_file, "test": len(xt), "denylisted": {}}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "default.tflite")
         export(model, path, "int8", representative_data=calibration, num_calibration_steps=300, progress=False)
@@ -99,7 +96,7 @@ def main(argv=None):
             f = denylisted(model, calibration, op_type, os.path.join(tmp, f"{op_type}.tflite"))
             r["denylisted"][op_type or ""] = float((run_tflite(f, xt).argmax(-1) == keras_top1).mean())
             print(op_type, r["denylisted"][op_type or ""], flush=True)
-    r["load_after"] = os.getloadavg()
+    r.update(run.record())
     stem = os.path.splitext(os.path.basename(args.model_file))[0]
     write_result(args.out or os.path.join(HERE, "results", f"int8_near_ties_{stem}"), r, render(r))
     print(render(r))
