@@ -114,6 +114,8 @@ class RowPricer:
         """ms of row i of `space` on an input of `in_shape` (None when the source prices whole models only)."""
         if not self.rowwise:
             return None
+        if space.rows[i].type == "identity":       # a removed row: no layers, nothing to time
+            return 0.0
         key = (repr(space.rows[i]), tuple(in_shape), space.spec.act, space.spec.bn_eps, space.spec.padding)
         if key not in self.rows:
             self.rows[key] = self.source.row_ms(space.row_model(i, in_shape))

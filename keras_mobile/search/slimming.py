@@ -78,11 +78,9 @@ def row_costs(supernet, pricer):
     for i, cands in supernet.choices.items():
         in_shape = supernet.built.row_inputs[i]
         row = []
-        for k, c in enumerate(cands):
+        for k in range(len(cands)):
             one = supernet.choose({i: k})
-            if c.type == "identity":
-                ms = 0.0 if pricer.rowwise else pricer.whole(one) - base_ms
-            elif pricer.rowwise:
+            if pricer.rowwise:
                 ms = pricer.row(one, i, in_shape)
             else:
                 ms = pricer.whole(one) - base_ms

@@ -124,11 +124,32 @@ class TableSpace:
     @classmethod
     def from_model(cls, model, families=SEARCHABLE):
         """The space of a package table model (of `families`) at the widths it has (any width
-        multiplier, or a child of an earlier search). Raises ValueError for other models."""
+        multiplier, or a child of an earlier search: NetAdapt's widths, slimming's blocks).
+        Raises ValueError for other models."""
         base = _family_spec(model.name, families)
-        kw = _build_kwargs(model)
-        ref = cls._resolve(base, kw)
-        built = ref.build()
+        ref = cls._resolve(base, _build_kwargs(model))
+        try:
+            return ref._at_widths_of(model)
+        except ValueError:
+            slimmed = ref._with_blocks_of(model)
+            if slimmed is None:
+                raise
+        return slimmed._at_widths_of(model)
+
+    def _with_blocks_of(self, model):
+        """This space with the blocks `model` has in rows a slimming replaced (another kernel,
+        UIB variant, Meta3D, the identity), or None when no such choice explains the model."""
+        from keras_mobile.search.supernet import SuperNet
+        try:
+            supernet = SuperNet(self)
+        except ValueError:                 # no row of this table has an alternative
+            return None
+        picks = supernet.picks_of(model)
+        return supernet.choose(picks) if picks and any(picks.values()) else None
+
+    def _at_widths_of(self, model):
+        """This space (its blocks those of `model`) with the widths `model` has."""
+        built = self.build()
         names = {l.name: l for l in model.layers}
 
         def width(layer, out=True):
@@ -140,14 +161,17 @@ class TableSpace:
 
         stem = width(built.stem[-1])
         rows = []
-        for i, r in enumerate(ref.rows):
+        for i, r in enumerate(self.rows):
+            if not built.rows[i]:          # a removed row: its width is its input's, tied to it
+                rows.append(replace(r, out=rows[-1].out if rows else stem, skip=True))
+                continue
             last = built.rows[i][-1]
             upd = {"out": width(last)}
             if BLOCKS[r.type].hidden:
                 upd["mid"] = width(built.expansion_conv(i), out=False)
             rows.append(replace(r, **upd))
-        space = ref.with_rows(rows, stem=stem)
-        same = tuple(rows) == ref.rows and stem == ref.spec.stem_width
+        space = self.with_rows(rows, stem=stem)
+        same = tuple(rows) == self.rows and stem == self.spec.stem_width
         space.check_matches(model, built.model if same else None)
         return space
 

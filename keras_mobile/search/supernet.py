@@ -29,6 +29,12 @@ IDENTITY = BlockSpec("identity")
 _CHOICE = re.compile(r"^(?P<row>.+)\.choices\.(?P<k>\d+)\.(?P<rest>.+)$")
 
 
+def _kernel_sizes(layer):
+    """What tells a layer's candidate apart whatever its widths: per weight, its rank and, for
+    a conv kernel, its spatial size."""
+    return tuple(tuple(w.shape[:2]) if len(w.shape) == 4 else len(w.shape) for w in layer.weights)
+
+
 def _uir_variants(row):
     """ExtraDW, IB, ConvNext, FFN at the row's kernels (3 where it has none)."""
     a, k = row.start_kernel or row.kernel or 3, row.kernel or row.start_kernel or 3
@@ -132,6 +138,26 @@ class SuperNet:
         for i, k in picks.items():
             rows[i] = self.choices[i][k]
         return self.base.with_rows(rows)
+
+    def picks_of(self, model):
+        """{row: candidate index} of `model`, a sub-network of this table (a slimming result, or
+        a narrower child of one), read from its layers: in each choice row, the candidate with
+        the same layer paths and kernel sizes (widths may differ). None when a row matches none."""
+        theirs = {to_timm_path(l.name): _kernel_sizes(l) for l in model.layers if l.weights}
+        picks = {}
+        for i, mix in self.mixes.items():
+            row = to_timm_path(mix.name).rsplit(".", 1)[0] + "."
+            mine = {p[len(row):]: k for p, k in theirs.items() if p.startswith(row)}
+            cands = [{} for _ in self.choices[i]]
+            for op in self.built.rows[i]:
+                m = _CHOICE.match(to_timm_path(op.name))
+                if m is not None and op.weights:
+                    cands[int(m["k"])][m["rest"]] = _kernel_sizes(op)
+            k = next((k for k, c in enumerate(cands) if c == mine), None)
+            if k is None:
+                return None
+            picks[i] = k
+        return picks
 
     def describe(self, picks=None):
         """JSON-able: per choice row, its candidates (type, kernels) and the pick."""

@@ -225,3 +225,41 @@ def test_a_different_parent_does_not_reuse_the_trained_supernet(parent, slimmed,
     other.set_weights([w + 0.01 for w in parent.get_weights()])
     with pytest.raises(ValueError, match="other arguments"):
         _slim(other, digits, tmp_path / "run", budget)
+
+
+def test_a_slimmed_model_reads_back_as_its_space_and_enters_netadapt(parent, digits, tmp_path):
+    """A slimming result (rows removed, other kernels) is a table model NetAdapt can shrink further:
+    `TableSpace.from_model` finds each row's block from its layers (the removed row tied to its
+    input width), the space rebuilds it exactly, and an output width that spans a removed row shrinks."""
+    from keras_mobile.search import netadapt
+    from keras_mobile.search.inherit import inherit
+    net = SuperNet(TableSpace.from_model(parent, SLIMMABLE))
+    net.inherit(parent)
+    picks = {i: len(c) - 1 for i, c in net.choices.items()}   # the identity where a row has one, else the other kernel
+    picks[1] = 0
+    child = net.extract(picks)
+    space = TableSpace.from_model(child)
+    chosen = net.choose(picks)
+    assert [(r.type, r.kernel) for r in space.rows] == [(r.type, r.kernel) for r in chosen.rows]
+    assert space.rows[2].type == "identity" and space.rows[2].out == space.rows[1].out == 24
+    rebuilt = space.build().model
+    inherit(child, rebuilt)
+    np.testing.assert_array_equal(np.asarray(rebuilt(X)), np.asarray(child(X)))
+
+    src = get_source("edgetpu")
+    across = lambda k: k.kind == "out" and 2 in k.rows  # noqa: E731  (rows 1 and 2: ir + the removed row)
+    start, floor = src.predict_ms(child), src.predict_ms(space.smallest(across).build().model)
+    few = lambda d: (d[0][:64], d[1][:64])  # noqa: E731
+    adapted = netadapt(child, (start + floor) / 2, few(digits[0]), few(digits[1]), latency="edgetpu",
+                       short_term_steps=1, long_term_epochs=0, knobs=across, out_dir=str(tmp_path), batch_size=32)
+    after = TableSpace.from_model(adapted)
+    assert [(r.type, r.kernel) for r in after.rows] == [(r.type, r.kernel) for r in space.rows]
+    assert after.rows[2].out == after.rows[1].out < 24
+    assert src.predict_ms(adapted) <= (start + floor) / 2
+
+
+def test_a_model_no_slimming_explains_is_refused_naming_the_layer():
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3, name="stem")],
+                             name="MobileNetV3Small")
+    with pytest.raises(ValueError, match="MobileNetV3Small has no layer .* of its table"):
+        TableSpace.from_model(model)
