@@ -56,25 +56,25 @@ def test_a_failing_slimming_arm_is_recorded_and_the_run_goes_on(tmp_path, monkey
 
 
 @pytest.mark.slow
-def test_netadapt_not_worse_than_the_width_multiplier_at_equal_latency(tmp_path):
-    """The reduced benchmark (`--quick`; seed 0, MobileNetV3Small, ~10-35 min on the shared 2
-    cores): NetAdapt from the pretrained parent (all knobs, at most 4 iterations) to the measured
-    int8 latency of the alpha=0.5 model, vs that model trained with the same number of steps.
-    Bars: the latency match the comparison relies on (10 %) and accuracy not worse by more than
-    MARGIN points (~3 paired standard errors on 2,000 test images). The run recorded in
-    benchmarks/results/search_pareto.md (alpha 0.75, out knobs, 2 iterations, the most-accurate
-    rule when no proposal reached the target) did NOT pass the latency bar (NetAdapt / matched
-    1.31); the current configuration's run (search_pareto_quick.md, 2026-12-03) passes both:
-    1.025 and +1.25 +- 1.06 points, at accuracies near chance (14 %)."""
+@pytest.mark.timeout(5400)
+def test_netadapt_beats_the_width_multiplier_at_equal_latency(tmp_path):
+    """The reduced benchmark (`--quick`: MobileNetV3Small seed 0, hard_digits at 48 px, a 2,400-step
+    parent; ~45 min on the shared 2 cores): NetAdapt from the parent (all knobs, at most 6
+    iterations) to the measured int8 latency of the alpha=0.5 model, vs that model trained from
+    scratch with the same number of steps. Bars: the benchmark's own "equal latency" (within 5 %)
+    and the issue's goal, at least 1 point more accurate. The run recorded in
+    benchmarks/results/search_pareto_quick.md (2026-12-03) passes both: latency ratio 1.005, NetAdapt
+    71.87 % vs 48.60 % (+23.27 +- 0.58 points on 10,000 test images), 5 iterations. Slimming, the
+    third arm, must run without error (its failure no longer stops the run, so it is checked here)."""
     bench = _benchmark()
     res = bench.main(["--quick", "--models", "MobileNetV3Small", "--seeds", "0",
                       "--out", str(tmp_path), "--work", str(tmp_path / "work")])
     r = res["runs"]["MobileNetV3Small/seed0"]
     assert "errors" not in r, r.get("errors")
+    assert "error" not in r["slim"], r["slim"]
     assert r["netadapt"]["lineage_steps"] == r["baselines"]["matched"]["steps"]
-    assert abs(r["timing"]["netadapt_over_matched"] - 1) <= LATENCY_TOLERANCE, r["timing"]
-    assert r["equal_latency"]["accuracy_diff_points"] >= -MARGIN, (r["netadapt"], r["baselines"])
+    assert abs(r["timing"]["netadapt_over_matched"] - 1) <= bench.EQUAL, r["timing"]
+    assert r["equal_latency"]["accuracy_diff_points"] >= GOAL_POINTS, (r["netadapt"], r["baselines"])
 
 
-MARGIN = 3.0               # points; set from the benchmark's seed-0 numbers (see the docstring)
-LATENCY_TOLERANCE = 0.10
+GOAL_POINTS = 1.0          # issue 17: >= 1 point higher held-out accuracy at equal latency
