@@ -53,6 +53,9 @@ def test_extracted_subnetwork_equals_the_supernets_chosen_path(ctor):
     assert sub.count_params() < net.model.count_params()
     np.testing.assert_allclose(np.asarray(sub(X, training=False)), np.asarray(net.model(X, training=False)),
                                atol=1e-5)
+    # the sub-network reads back as its table (kernels, UIB variants, the removed row)
+    block = lambda r: (r.type, r.start_kernel, r.kernel)  # noqa: E731
+    assert [block(r) for r in TableSpace.from_model(sub).rows] == [block(r) for r in net.choose(picks).rows]
 
 
 def test_efficientformer_meta3d_candidates_in_the_attention_stage():
