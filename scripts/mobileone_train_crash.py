@@ -14,8 +14,9 @@ NHWC sources with fewer input channels than the 16-channel block, it indexes pas
 ablation: replacing the depthwise scale branches or using one kxk branch still crashed (1 of 2 runs
 each), and a gdb run stopped in the destructor of a cached oneDNN 1x1 backward-weights primitive.
 MobileOneBlock now runs a strided 1x1 scale conv as a stride-1 conv on the subsampled input (same
-numbers, same weights), so no strided 1x1 conv reaches oneDNN. Run counts: see the commit message
-that added this text and benchmarks/results/onednn_training.md.
+numbers, same weights), so no strided 1x1 conv reaches oneDNN. Run counts, 10 runs of each package
+interleaved with scripts/mobileone_crash_ab.py (2026-12-03, load 1.2-8.9): before the workaround (9d64bcc)
+6 aborted (3 segfaults, 3 aborts: "corrupted double-linked list", a BFCAllocator check), with it 0.
 """
 import time
 
@@ -24,6 +25,7 @@ import keras
 import keras_mobile
 from keras_mobile.commands.demo import load_digits_rgb
 
+print("keras_mobile from", keras_mobile.__file__, flush=True)
 (x, y), _ = load_digits_rgb(32)
 keras.utils.set_random_seed(0)
 model = keras_mobile.MobileOneS0(weights=None, input_shape=(32, 32, 3), classes=10)
