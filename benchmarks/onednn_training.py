@@ -83,7 +83,8 @@ def summarize(runs, models):
         rows[m] = {"runs": {a: len(arm[a]) for a in ARMS},
                    "crashes": {a: sum(r["rc"] != 0 for r in arm[a]) for a in ARMS},
                    "median_steps_per_s": {a: statistics.median(speed[a]) if speed[a] else None for a in ARMS},
-                   "off_over_on": statistics.median(ratios) if ratios else None, "rounds_compared": len(ratios)}
+                   "off_over_on": statistics.median(ratios) if ratios else None, "rounds_compared": len(ratios),
+                   "off_over_on_range": [min(ratios), max(ratios)] if ratios else None}
     return rows
 
 
@@ -95,12 +96,14 @@ def render(res):
            f"load average (1 min) {min(loads):.1f}-{max(loads):.1f} over the runs.", "",
            f"Recipe of scripts/mobileone_train_crash.py: {res['size']} px digits, batch 32, SGD momentum, "
            f"{res['epochs']} epochs, the first not timed; default thread pools; one process per run, arms interleaved.",
-           "", "| model | steps/s oneDNN on | steps/s off | off / on (median of rounds) | rounds | crashed on | crashed off |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+           "", "| model | steps/s oneDNN on | steps/s off | off / on (median of rounds) | range over rounds | rounds "
+           "| crashed on | crashed off |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m, s in res["summary"].items():
         med, runs, cr = s["median_steps_per_s"], s["runs"], s["crashes"]
+        spread = s.get("off_over_on_range") or [None, None]
         out.append(f"| {m} | {fmt(med['on'])} | {fmt(med['off'])} | {fmt(s['off_over_on'], 3)} | "
-                   f"{s['rounds_compared']} | {cr['on']}/{runs['on']} | {cr['off']}/{runs['off']} |")
+                   f"{fmt(spread[0], 3)}-{fmt(spread[1], 3)} | {s['rounds_compared']} | {cr['on']}/{runs['on']} | "
+                   f"{cr['off']}/{runs['off']} |")
     return "\n".join(out) + "\n"
 
 
