@@ -27,29 +27,37 @@ from keras_mobile.tflite.metadata_format import _schema
 TENSORFLOW_CHECKED = "2.21.0"   # the TensorFlow version whose private converter API is used below
 
 
-def true_ranges(calibrated, dataset_gen):
+def true_ranges(calibrated, dataset_gen, quantile=1.0):
     """`calibrated` (a float .tflite's bytes carrying calibration min/max per tensor) with each
     recorded min/max replaced by the tensor's min/max over the samples of `dataset_gen` (a function
     returning an iterable of [input arrays], as a converter's representative_dataset), measured with
-    every tensor kept. Returns (bytes, number of tensors whose range changed)."""
+    every tensor kept. quantile < 1: a tensor's max is that quantile of its per-sample maxima (its
+    min the 1 - quantile of the per-sample minima), so the rarest samples clip instead of widening
+    every step; the model's inputs keep their recorded range. Returns (bytes, number of tensors
+    whose range changed)."""
     from keras_mobile.tflite.inspect import make_interpreter
     buf = bytearray(calibrated)
     recorded = _recorded_ranges(buf)
     it = make_interpreter(bytes(buf), delegates=False, preserve_all_tensors=True)
     inputs = it.get_input_details()
-    lo = {i: np.inf for i in recorded}
-    hi = {i: -np.inf for i in recorded}
+    adjusted = [i for i in recorded if quantile >= 1.0 or i not in {d["index"] for d in inputs}]
+    lo, hi = {i: [] for i in adjusted}, {i: [] for i in adjusted}
     for sample in dataset_gen():
         for detail, x in zip(inputs, sample):
             it.set_tensor(detail["index"], np.asarray(x, detail["dtype"]))
         it.invoke()
-        for i in recorded:
+        for i in adjusted:
             t = it.get_tensor(i)
-            lo[i], hi[i] = min(lo[i], float(t.min())), max(hi[i], float(t.max()))
+            lo[i].append(float(t.min()))
+            hi[i].append(float(t.max()))
     changed = 0
-    for i, (mins, maxs) in recorded.items():
-        if np.isfinite(lo[i]) and (mins[0] != lo[i] or maxs[0] != hi[i]):
-            mins[0], maxs[0] = lo[i], hi[i]          # views into `buf`: written in place
+    for i in adjusted:
+        if not lo[i]:
+            continue
+        mins, maxs = recorded[i]
+        new_lo, new_hi = float(np.quantile(lo[i], 1.0 - quantile)), float(np.quantile(hi[i], quantile))
+        if mins[0] != new_lo or maxs[0] != new_hi:
+            mins[0], maxs[0] = new_lo, new_hi          # views into `buf`: written in place
             changed += 1
     return bytes(buf), changed
 
@@ -70,7 +78,7 @@ def _recorded_ranges(buf):
     return out
 
 
-def calibrate_with_true_ranges(converter):
+def calibrate_with_true_ranges(converter, quantile=1.0):
     """Makes an int8 TFLiteConverter quantize with the true ranges (`true_ranges`) instead of the
     ones its calibrator recorded. Returns the converter; `converter.true_range_changes` holds how many
     tensors' ranges were corrected after `convert()`."""
@@ -82,7 +90,7 @@ def calibrate_with_true_ranges(converter):
 
     @functools.wraps(quantize)
     def quantize_with_true_ranges(*args, **kwargs):
-        with _calibrator_returning_true_ranges(converter):
+        with _calibrator_returning_true_ranges(converter, quantile):
             return quantize(*args, **kwargs)
 
     converter._quantize = quantize_with_true_ranges
@@ -90,12 +98,12 @@ def calibrate_with_true_ranges(converter):
 
 
 @contextlib.contextmanager
-def _calibrator_returning_true_ranges(converter):
+def _calibrator_returning_true_ranges(converter, quantile):
     from tensorflow.lite.python.optimize import calibrator
     original = calibrator.Calibrator.calibrate
 
     def calibrate(self, dataset_gen):
-        data, converter.true_range_changes = true_ranges(original(self, dataset_gen), dataset_gen)
+        data, converter.true_range_changes = true_ranges(original(self, dataset_gen), dataset_gen, quantile)
         return data
 
     calibrator.Calibrator.calibrate = calibrate

@@ -64,3 +64,43 @@ def test_true_ranges_bring_the_int8_file_closer_to_keras(setup):
     want = model.predict(x, verbose=0)
     err = {k: np.sqrt(np.mean((run_tflite(path, x) - want) ** 2)) for k, path in files.items()}
     assert err[True] < err[False], err
+
+
+def _relu_conv():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+    return keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_a_quantile_range_lets_the_rare_sample_clip():
+    """true_calibration_ranges=q sizes a tensor by the q quantile of its per-sample maxima: one
+    calibration sample 20x brighter than the rest sets the plain max, not the 0.9 quantile."""
+    import tempfile
+    model = _relu_conv()
+    calib = np.random.default_rng(2).uniform(0, 1, (20, 8, 8, 3)).astype("float32")
+    calib[7] *= 20
+    peaks = keras.Model(model.input, model.get_layer("conv").output).predict(calib, verbose=0).max(axis=(1, 2, 3))
+    ranges = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for q in (True, 0.9):
+            path = f"{tmp}/m.tflite"
+            export(model, path, "int8", representative_data=calib, input_dtype="float32", progress=False,
+                   drop_calibration_outliers=False, true_calibration_ranges=q)
+            it = make_interpreter(path, delegates=False)
+            d = next(d for d in it.get_tensor_details() if "conv" in d["name"] and d["dtype"] == np.int8
+                     and len(d["shape"]) == 4 and d["shape"][-1] == 4)
+            s, zp = d["quantization"]
+            ranges[q] = (127 - zp) * s
+    step = ranges[True] / 255
+    assert abs(ranges[True] - peaks.max()) <= 2 * step, (ranges, peaks.max())
+    assert abs(ranges[0.9] - np.quantile(peaks, 0.9)) <= 2 * ranges[0.9] / 255, (ranges, np.quantile(peaks, 0.9))
+    assert ranges[0.9] < peaks.max() / 5
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, "yes"])
+def test_a_bad_range_quantile_is_refused_before_converting(bad):
+    calib = np.random.default_rng(2).uniform(0, 1, (4, 8, 8, 3)).astype("float32")
+    with pytest.raises(ValueError, match="true_calibration_ranges must be True, False or a quantile"):
+        export(_relu_conv(), "/nonexistent/m.tflite", "int8", representative_data=calib, progress=False,
+               true_calibration_ranges=bad)
