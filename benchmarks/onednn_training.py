@@ -7,7 +7,8 @@ Every run is the recipe of scripts/mobileone_train_crash.py (32 px digits, SGD m
 TensorFlow's default thread pools) in a fresh process: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import.
 The first epoch (tracing, oneDNN primitive creation) is not timed; steps/s is over the later epochs. Rounds
 interleave the arms (model x on/off, the order alternating between rounds); the off/on speed is the median of
-per-round ratios. A run that dies (non-zero exit: abort, segfault) counts as a crash and gives no speed.
+per-round ratios. A run killed by a signal (abort, segfault) counts as a crash and gives no speed; a run that
+exits with an error (a Python exception) stops the benchmark with its message: it is not a crash.
 Writes results/onednn_training.json and .md after every run.
 """
 import argparse
@@ -64,6 +65,9 @@ def one_run(model_name, arm, epochs, size):
         r = json.loads(lines[-1][len("RESULT "):])
         timed = r["epoch_s"][1:]
         run.update(r, steps_per_s=r["steps_per_epoch"] * len(timed) / sum(timed))
+    elif p.returncode > 0 or not lines:
+        tail = "\n".join(p.stderr.strip().splitlines()[-5:])
+        raise SystemExit(f"{model_name} (oneDNN {arm}) failed with exit code {p.returncode}, not a crash:\n{tail}")
     else:
         run["stderr_tail"] = p.stderr.strip().splitlines()[-3:]
     return run
@@ -81,7 +85,7 @@ def summarize(runs, models):
                 by_round.setdefault(r["round"], {})[r["onednn"]] = r["steps_per_s"]
         ratios = [v["off"] / v["on"] for v in by_round.values() if len(v) == 2]
         rows[m] = {"runs": {a: len(arm[a]) for a in ARMS},
-                   "crashes": {a: sum(r["rc"] != 0 for r in arm[a]) for a in ARMS},
+                   "crashes": {a: sum(r["rc"] < 0 for r in arm[a]) for a in ARMS},
                    "median_steps_per_s": {a: statistics.median(speed[a]) if speed[a] else None for a in ARMS},
                    "off_over_on": statistics.median(ratios) if ratios else None, "rounds_compared": len(ratios),
                    "off_over_on_range": [min(ratios), max(ratios)] if ratios else None}
@@ -120,6 +124,10 @@ def main(argv=None):
         p.error("--epochs must be >= 2: the first epoch is not timed")
     if a.worker:
         return worker(a.worker, a.epochs, a.size)
+    from keras_mobile.applications.registry import names
+    unknown = [m for m in a.models if m not in names()]
+    if unknown:
+        p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(sorted(names()))}")
     import tensorflow as tf
 
     from keras_mobile.analysis.hardware import describe_host
