@@ -62,10 +62,12 @@ def test_netadapt_beats_the_width_multiplier_at_equal_latency(tmp_path):
     parent; ~45 min on the shared 2 cores): NetAdapt from the parent (all knobs, at most 6
     iterations) to the measured int8 latency of the alpha=0.5 model, vs that model trained from
     scratch with the same number of steps. Bars: the benchmark's own "equal latency" (within 5 %)
-    and the issue's goal, at least 1 point more accurate. The run recorded in
-    benchmarks/results/search_pareto_quick.md (2026-12-03) passes both: latency ratio 1.005, NetAdapt
-    71.87 % vs 48.60 % (+23.27 +- 0.58 points on 10,000 test images), 5 iterations. Slimming, the
-    third arm, must run without error (its failure no longer stops the run, so it is checked here)."""
+    and the issue's goal, at least 1 point more accurate. The runs recorded in
+    benchmarks/results/search_pareto_quick.md (2026-12-03): seed 0, this test's, passes both (latency
+    ratio 1.005 and 0.960 in two timings; NetAdapt 71.87 % vs 48.60 %, +23.27 +- 0.58 points on 10,000
+    test images, 5 iterations); seed 1 would FAIL the accuracy bar (ratio 1.016, 59.54 % vs 62.89 %,
+    -3.35 +- 0.56): passing here is one seed's result, not the issue's goal. Slimming, the third arm,
+    must run without error (its failure no longer stops the run, so it is checked here)."""
     bench = _benchmark()
     res = bench.main(["--quick", "--models", "MobileNetV3Small", "--seeds", "0",
                       "--out", str(tmp_path), "--work", str(tmp_path / "work")])
