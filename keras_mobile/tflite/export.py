@@ -281,7 +281,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
                  f"({', '.join(zeroed)})"] * bool(zeroed)
     corrected = getattr(conv, "true_range_changes", None)
     q = _range_quantile(true_calibration_ranges)
-    own = "their own min/max" if q == 1.0 else f"the {q:g} quantile of their per-sample extremes"
+    own = f"the {q:g} quantile of their per-sample extremes" if q and q < 1 else "their own min/max"
     lowering += [f"calibration ranges of {corrected} tensors set to {own} (LiteRT's calibrator recorded "
                  f"in-place ADD/SUB/MUL inputs with the op's output range)"] * bool(corrected)
     softmax_tail = quantization == "int8" and output_dtype == "float32"     # PTQ and QAT files alike
