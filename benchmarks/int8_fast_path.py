@@ -67,7 +67,7 @@ def head_files(name, workdir, calib_n):
     return paths, size, report
 
 
-def files(name, workdir, calib_n):
+def files(name, workdir, calib_n, dynamic=False):
     from keras_mobile.tflite import export
     from keras_mobile.files import write_atomic
     from keras_mobile.tflite.export import converter_for
@@ -86,6 +86,9 @@ def files(name, workdir, calib_n):
                                                        progress=False).convert())
         report = export(model, paths["default"], "int8", representative_data=x, num_calibration_steps=calib_n,
                         progress=False)
+        if dynamic:         # int8 weights, activations quantized per inference (benchmarks/int8_levers.py)
+            paths["dynamic"] = os.path.join(workdir, "dynamic.tflite")
+            export(model, paths["dynamic"], "dynamic", progress=False)
     info = {"input": list(size), "lowering": report.extra.get("lowering"),
             "float_islands": report.extra.get("float_islands", [])}
     for q, p in paths.items():
@@ -94,9 +97,9 @@ def files(name, workdir, calib_n):
     return paths, info
 
 
-def measure(name, threads, rounds, calib_n):
+def measure(name, threads, rounds, calib_n, dynamic=False):
     with tempfile.TemporaryDirectory() as workdir:
-        paths, info = files(name, workdir, calib_n)
+        paths, info = files(name, workdir, calib_n, dynamic)
         blobs = {q: open(p, "rb").read() for q, p in paths.items()}
     info["timing"] = {}
     for t in threads:
@@ -107,7 +110,8 @@ def measure(name, threads, rounds, calib_n):
             "load1": load, **{f"{q}_ms": bench_workers.summary(v, 1)["ms"] for q, v in times.items()},
             "converter_over_fp32": (bench_workers.ratio(times["converter"], times["fp32"])
                                     if "converter" in times else None),
-            "default_over_fp32": bench_workers.ratio(times["default"], times["fp32"])}
+            "default_over_fp32": bench_workers.ratio(times["default"], times["fp32"]),
+            **({"dynamic_over_fp32": bench_workers.ratio(times["dynamic"], times["fp32"])} if "dynamic" in times else {})}
     return info
 
 
@@ -117,7 +121,7 @@ def render(r):
              f"BatchNorm statistics from random pixels. Ratios: medians of per-round ratios, files timed interleaved.", "",
              "| model | input | threads | load | fp32 ms | converter int8 / fp32 | default int8 / fp32 | partitions converter -> default | left outside XNNPACK (default) |",
              "|---|---|---:|---:|---:|---:|---:|---|---|"]
-    islands = []
+    islands, dynamic = [], []
     for name, m in r["models"].items():
         if "error" in m:
             lines.append(f"| {name} | | | | | | | error: {m['error']} | |")
@@ -131,9 +135,15 @@ def render(r):
                          f"{', '.join(m['default']['undelegated']) or '-'} |")
         if m.get("float_islands"):
             islands.append(f"- {name}: {island_kinds(m['float_islands'])}")
+        dynamic += [f"- {name}, {t[1:]} thread(s): dynamic / fp32 {row['dynamic_over_fp32']:.3f} ({m['dynamic']['partitions']} "
+                    f"partitions; outside XNNPACK: {', '.join(f'{op} x{n}' for op, n in Counter(m['dynamic']['undelegated']).items()) or '-'})"
+                    for t, row in m["timing"].items() if "dynamic_over_fp32" in row]
     if islands:
         lines += ["", "Float islands of the default file (int8 ops XNNPACK refuses, run as DEQUANTIZE -> float op -> "
                   "QUANTIZE inside its partition; `keras_mobile/tflite/float_islands.py`):", ""] + islands
+    if dynamic:
+        lines += ["", "`export(..., 'dynamic')` (int8 weights, activations quantized per inference; not a full-integer "
+                  "file), timed in the same rounds:", ""] + dynamic
     return "\n".join(lines) + "\n"
 
 
@@ -143,6 +153,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=60)
     p.add_argument("--calibration", type=int, default=16)
+    p.add_argument("--dynamic", action="store_true",
+                   help="also time export(..., 'dynamic') (int8 weights, float activations)")
     p.add_argument("--out", default=os.path.join(HERE, "results", "int8_fast_path"))
     args = p.parse_args(argv)
     args.models = [m for name in args.models for m in SETS.get(name, [name])]
@@ -152,7 +164,7 @@ def main(argv=None):
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     for name in args.models:
         try:
-            r["models"][name] = measure(name, args.threads, args.rounds, args.calibration)
+            r["models"][name] = measure(name, args.threads, args.rounds, args.calibration, args.dynamic)
         except Exception as e:  # noqa: BLE001  (keep what was measured)
             r["models"][name] = {"error": (str(e).strip().splitlines() or ["?"])[-1][:300]}
         print(json.dumps({name: r["models"][name]}), flush=True)
