@@ -16,7 +16,7 @@ each), and a gdb run stopped in the destructor of a cached oneDNN 1x1 backward-w
 MobileOneBlock now runs a strided 1x1 scale conv as a stride-1 conv on the subsampled input (same
 numbers, same weights), so no strided 1x1 conv reaches oneDNN. Run counts, 10 runs of each package
 interleaved with scripts/mobileone_crash_ab.py (2026-12-03, load 1.2-8.9): before the workaround (9d64bcc)
-6 aborted (3 segfaults, 3 aborts: "corrupted double-linked list", a BFCAllocator check), with it 0.
+6 aborted (4 SIGSEGV, 2 SIGABRT: "corrupted double-linked list", a BFCAllocator check), with it 0.
 """
 import time
 
