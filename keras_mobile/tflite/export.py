@@ -6,6 +6,7 @@ and the EdgeTPU both want. The file is written to a temp name and renamed into p
 read back with the LiteRT interpreter for the report.
 """
 import contextlib
+import numbers
 import os
 import time
 
@@ -63,10 +64,10 @@ def _check(model, quantization, representative_data, input_dtype, output_dtype, 
         raise ValueError("quantization='int8' needs representative_data (a few hundred typical "
                          "inputs: an array, an iterable of batches, a tf.data.Dataset or an image folder)")
     if true_calibration_ranges and quantization != "int8":
-        raise ValueError(f"true_calibration_ranges=True sets the ranges of int8 calibration; quantization="
+        raise ValueError(f"true_calibration_ranges={true_calibration_ranges!r} sets the ranges of int8 calibration; quantization="
                          f"{quantization!r} calibrates nothing (use quantization='int8' with representative_data)")
     if true_calibration_ranges and qat:
-        raise ValueError(f"true_calibration_ranges=True is for post-training int8: {model.name} is a "
+        raise ValueError(f"true_calibration_ranges={true_calibration_ranges!r} is for post-training int8: {model.name} is a "
                          f"quantize_model (QAT) model, whose fake-quant ranges are its int8 scales")
     for name, value in (("input_dtype", input_dtype), ("output_dtype", output_dtype)):
         if value not in IO_DTYPES:
@@ -145,12 +146,13 @@ def converter_for(model, quantization="float32", representative_data=None, input
 
 def _range_quantile(true_calibration_ranges):
     """The per-sample quantile that `true_calibration_ranges` asks for: None (off), 1.0 (True: the
-    plain min/max) or q in (0, 1]; ValueError for anything else."""
+    plain min/max) or q in (0, 1], any real number (np.float32 too); ValueError for anything else."""
     if true_calibration_ranges is None or true_calibration_ranges is False:
         return None
     if true_calibration_ranges is True:
         return 1.0
-    if isinstance(true_calibration_ranges, (int, float)) and 0 < true_calibration_ranges <= 1:
+    if isinstance(true_calibration_ranges, numbers.Real) and not isinstance(true_calibration_ranges, bool) \
+            and 0 < true_calibration_ranges <= 1:
         return float(true_calibration_ranges)
     raise ValueError(f"true_calibration_ranges must be True, False or a quantile in (0, 1], "
                      f"got {true_calibration_ranges!r}")
@@ -281,9 +283,14 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
                  f"({', '.join(zeroed)})"] * bool(zeroed)
     corrected = getattr(conv, "true_range_changes", None)
     q = _range_quantile(true_calibration_ranges)
-    own = f"the {q:g} quantile of their per-sample extremes" if q and q < 1 else "their own min/max"
-    lowering += [f"calibration ranges of {corrected} tensors set to {own} (LiteRT's calibrator recorded "
-                 f"in-place ADD/SUB/MUL inputs with the op's output range)"] * bool(corrected)
+    if q is not None and q < 1:
+        note = (f"calibration ranges of {corrected} tensors set to the {q:g} quantile of their per-sample "
+                f"extremes (true_calibration_ranges={q:g}: the rarest calibration samples clip instead of "
+                f"widening every step)")
+    else:
+        note = (f"calibration ranges of {corrected} tensors set to their own min/max (LiteRT's calibrator "
+                f"recorded in-place ADD/SUB/MUL inputs with the op's output range)")
+    lowering += [note] * bool(corrected)
     softmax_tail = quantization == "int8" and output_dtype == "float32"     # PTQ and QAT files alike
     make_islands = ptq and target is None and float_islands
     islands = []

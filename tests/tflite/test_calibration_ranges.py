@@ -81,12 +81,13 @@ def test_a_quantile_range_lets_the_rare_sample_clip():
     calib = np.random.default_rng(2).uniform(0, 1, (20, 8, 8, 3)).astype("float32")
     calib[7] *= 20
     peaks = keras.Model(model.input, model.get_layer("conv").output).predict(calib, verbose=0).max(axis=(1, 2, 3))
-    ranges = {}
+    ranges, notes = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for q in (True, 0.9):
             path = f"{tmp}/m.tflite"
-            export(model, path, "int8", representative_data=calib, input_dtype="float32", progress=False,
-                   drop_calibration_outliers=False, true_calibration_ranges=q)
+            report = export(model, path, "int8", representative_data=calib, input_dtype="float32", progress=False,
+                            drop_calibration_outliers=False, true_calibration_ranges=q)
+            notes[q] = report.extra["lowering"]
             it = make_interpreter(path, delegates=False)
             d = next(d for d in it.get_tensor_details() if "conv" in d["name"] and d["dtype"] == np.int8
                      and len(d["shape"]) == 4 and d["shape"][-1] == 4)
@@ -96,6 +97,10 @@ def test_a_quantile_range_lets_the_rare_sample_clip():
     assert abs(ranges[True] - peaks.max()) <= 2 * step, (ranges, peaks.max())
     assert abs(ranges[0.9] - np.quantile(peaks, 0.9)) <= 2 * ranges[0.9] / 255, (ranges, np.quantile(peaks, 0.9))
     assert ranges[0.9] < peaks.max() / 5
+    # each option gives its own reason: in-place inputs for True, the quantile for 0.9
+    assert "own min/max (LiteRT's calibrator recorded in-place" in notes[True] and "quantile" not in notes[True]
+    assert "0.9 quantile of their per-sample extremes (true_calibration_ranges=0.9" in notes[0.9]
+    assert "in-place" not in notes[0.9]
 
 
 @pytest.mark.parametrize("bad", [0, 1.5, "yes"])

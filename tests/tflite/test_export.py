@@ -132,6 +132,10 @@ def test_representative_data_forms(tmp_path, small_model, images):
     (dict(quantization="float16", true_calibration_ranges=True), "true_calibration_ranges=True .* quantization='float16'"),
     (dict(true_calibration_ranges=True), "true_calibration_ranges=True .* quantization='float32'"),
     (dict(quantization="int8", true_calibration_ranges=True), "needs representative_data"),
+    (dict(true_calibration_ranges=0.9), r"true_calibration_ranges=0.9 .* quantization='float32'"),
+    # a numpy quantile is a quantile: refused for the quantization, not as "must be True, False or ..."
+    (dict(quantization="float16", true_calibration_ranges=np.float32(0.9)),
+     r"true_calibration_ranges=np.float32\(0.9\) .* quantization='float16'"),
 ])
 def test_bad_arguments(tmp_path, small_model, kwargs, match):
     with pytest.raises(ValueError, match=match):
