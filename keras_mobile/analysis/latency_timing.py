@@ -55,10 +55,12 @@ def invoke_clock(num_threads):
 
     One thread: the calling thread's CPU time. LiteRT then runs the whole invoke on the calling
     thread, so its CPU time is the invoke's latency minus the time the OS gave the core to other
-    processes. On this shared 2-core machine at load 5-9, a 4 ms whole-model invoke took 2-3x its
-    CPU time in wall time while its 0.1 ms blocks were rarely preempted: the whole model looked
-    2x slower than its blocks' sum (MobileNetV3Large, MobileOneS0) although its CPU time was
-    1.08x / 1.21x of theirs. More threads: wall time (worker threads' CPU time is not the caller's)."""
+    processes. On this shared 2-core machine at load 3-7, MobileNetV3Large's 4 ms whole-model invoke
+    took 16.1 ms median in wall time for 4.1 ms of CPU time, while its 0.1 ms blocks were rarely
+    preempted: in wall time the whole model looked 4.3x its blocks' sum, in CPU time 1.10x
+    (benchmarks/results/latency_clock_loaded.md; at load 1.3-2.2 the clocks agree within 1-8 %,
+    latency_clock.md). CPU time estimates the latency of an unloaded machine. More threads: wall time (worker
+    threads' CPU time is not the caller's)."""
     return time.thread_time if num_threads == 1 else time.perf_counter
 
 
@@ -95,5 +97,6 @@ def _overhead(num_threads, quantization="float32"):
 
 
 def measure_model_latency(model, num_threads=1, runs=20, quantization="float32"):
-    """Whole-model LiteRT latency (seconds, median) of the float32 or int8 file."""
+    """Whole-model LiteRT latency (seconds, median) of the float32 or int8 file: at one thread the
+    invoke's CPU time (`invoke_clock`: what an unloaded machine would show), else wall time."""
     return time_tflite(to_tflite(model, quantization), num_threads, runs=runs)

@@ -16,7 +16,8 @@ def add_arguments(p):
     p.add_argument("--image-size", type=int, default=None, help="square input size (default: the model's)")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--batch", type=int, default=8, help="batch size for the throughput column (0 = skip)")
-    p.add_argument("--tflite", action="store_true", help="also time a float32 .tflite in LiteRT")
+    p.add_argument("--tflite", action="store_true", help="also time a float32 .tflite in LiteRT (at 1 thread the invoke's CPU time: time other "
+                   "processes take on a loaded machine is not counted)")
     p.add_argument("--threads", type=int, default=1, help="LiteRT threads")
     p.add_argument("--lut", default=None, help="latency-table JSON: predict from it (measured blocks are added)")
     p.add_argument("--roofline", action="store_true", help="add a roofline prediction for this host (measured)")
