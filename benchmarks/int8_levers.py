@@ -16,7 +16,6 @@ Writes results/int8_levers_<model stem>.json and .md after every lever.
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
-from _setup import tensorflow_threads, write_result  # noqa: E402
+from _setup import Run, tensorflow_threads, write_result  # noqa: E402
 from ptq_diagnose import drift  # noqa: E402
 
 SE_MARK = "-se-"            # keras_mobile's squeeze-excite layer names: blocks-2-0-se-pool, -se-scale, ...
@@ -108,13 +107,12 @@ def int16_activations(model, calibration, path, drop_outliers=True):
     import tensorflow as tf
     from keras_mobile.files import write_atomic
     from keras_mobile.tflite.edgetpu_lowering import xnnpack_int8_friendly
-    from keras_mobile.tflite.export import _keras_messages_to_absl, converter_for
+    from keras_mobile.tflite.export import convert_quietly, converter_for
     lowered, _ = xnnpack_int8_friendly(model)
     conv = converter_for(lowered, "int8", calibration, "float32", "float32", len(calibration), progress=False,
                          drop_calibration_outliers=drop_outliers)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    with _keras_messages_to_absl():
-        write_atomic(path, conv.convert())
+    write_atomic(path, convert_quietly(conv))
 
 
 def int8_weights_only(model, path):
@@ -139,8 +137,9 @@ def int8_weights_only(model, path):
 
 def timing(paths, rounds):
     import bench_workers
-    blobs = {k: open(p, "rb").read() for k, p in paths.items()}
-    fns = {k: bench_workers._interpreter(b, 1).invoke for k, b in blobs.items()}
+
+    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
+    fns = {k: random_inputs(make_interpreter(p, num_threads=1)).invoke for k, p in paths.items()}
     load = os.getloadavg()[0]
     times = bench_workers.interleaved(fns, runs=rounds, warmup=5, budget=float("inf"), min_runs=rounds)
     return load, {k: {"ms": bench_workers.summary(v, 1)["ms"],
@@ -148,8 +147,9 @@ def timing(paths, rounds):
 
 
 def render(r):
+    command = r["command"] if r["command"].startswith("PYTHONPATH") else f"python benchmarks/{r['command']}"
     lines = [f"# int8 levers: agreement with Keras and speed (`{r['model_file']}`)", "",
-             f"Command: `python benchmarks/{r['command']}` (commit {r['commit']}); {r['test']} unseen hard_digits "
+             f"Command: `{command}` (commit {r['commit']}); {r['test']} unseen hard_digits "
              f"images (seed {r['seed']}), calibration = the first 300 training images. Keras top-1 accuracy "
              f"{100 * r['keras_accuracy']:.2f} %. Timing: LiteRT + XNNPACK, 1 thread, batch 1, {r['rounds']} interleaved "
              f"rounds, int8/fp32 = median of per-round ratios, 1-min load {r.get('timing_load', float('nan')):.1f} "
@@ -166,6 +166,8 @@ def render(r):
                   f"({r['layer_images']} test images; every {r['layer_every']}th op and the largest jumps):", "",
                   "| tensor (in execution order) | RMS error / RMS |", "|---|---:|"]
         lines += [f"| `{n[-70:]}` | {e:.3f} |" for n, e in r["layers"]]
+    if r.get("provenance"):
+        lines += ["", f"Provenance: {r['provenance']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -273,10 +275,10 @@ def main(argv=None):
     (x, _), (xt, yt) = hard_digits(20000, 10000, size, seed=args.seed)
     xt, yt = xt[:args.test], yt[:args.test]
     keras_top1 = model.predict(xt, batch_size=256, verbose=0).argmax(-1)
-    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    run = Run("int8_levers.py", argv)
     stem = os.path.splitext(os.path.basename(args.model_file))[0]
     out = args.out or os.path.join(HERE, "results", f"int8_levers_{stem}")
-    r = {"command": " ".join(["int8_levers.py"] + (argv or sys.argv[1:])), "commit": commit.stdout.strip(),
+    r = {"command": run.command, "commit": run.commit,
          "model_file": args.model_file, "seed": args.seed, "test": len(xt), "rounds": args.rounds,
          "keras_accuracy": float((keras_top1 == yt).mean()), "levers": {}}
     with tempfile.TemporaryDirectory() as tmp:

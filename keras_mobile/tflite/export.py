@@ -162,8 +162,7 @@ def _float_bytes(model):
     """The float32 .tflite of `model` at batch 1 (to observe its activations in LiteRT)."""
     conv = converter_for(model, "float32", progress=False)
     conv.allow_custom_ops = True        # a detector's post-process op: LiteRT runs it, it is not calibrated
-    with _keras_messages_to_absl():
-        return conv.convert()
+    return convert_quietly(conv)
 
 
 def _pin_pixel_range(sample):
@@ -175,6 +174,12 @@ def _pin_pixel_range(sample):
         sample = sample.copy()
         sample.reshape(-1)[:2] = (0.0, 255.0)
     return sample
+
+
+def convert_quietly(conv):
+    """`conv.convert()` without Keras' printed signature (see `_keras_messages_to_absl`)."""
+    with _keras_messages_to_absl():
+        return conv.convert()
 
 
 @contextlib.contextmanager
@@ -277,8 +282,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
                              num_calibration_steps, batch_size, progress, drop_calibration_outliers,
                              true_calibration_ranges)
         conv.allow_custom_ops = allow_custom_ops
-        with _keras_messages_to_absl():
-            data = conv.convert()
+        data = convert_quietly(conv)
     lowering += [f"weights reading input channels that are zero on every calibration sample set to 0 "
                  f"({', '.join(zeroed)})"] * bool(zeroed)
     corrected = getattr(conv, "true_range_changes", None)
