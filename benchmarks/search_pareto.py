@@ -139,11 +139,13 @@ def int8_blobs(models):
 
 
 def timed(blobs, rounds, warmup=20, budget=60.0):
-    """Per file: ms of single invokes in interleaved rounds (1 thread)."""
+    """Per file: ms of single invokes in interleaved rounds (1 thread), by the clock the latency
+    table is calibrated with (`invoke_clock(1)`: the invoke's CPU time)."""
+    from keras_mobile.analysis.latency_timing import invoke_clock
     from keras_mobile.tflite.inspect import make_interpreter, random_inputs
     its = {k: random_inputs(make_interpreter(b, num_threads=1)) for k, b in blobs.items()}
     ts = bench_workers.interleaved({k: it.invoke for k, it in its.items()}, rounds, warmup, budget,
-                                   min(rounds, 100))
+                                   min(rounds, 100), clock=invoke_clock(1))
     return {k: [t * 1e3 for t in v] for k, v in ts.items()}
 
 
@@ -548,7 +550,7 @@ def plot(res, path):
     plt.close(fig)
 
 
-# the reduced configuration (~45 min per model and seed at load 3-7): defaults under --quick, which options
+# the reduced configuration (20-45 min per model and seed at load 2-7): defaults under --quick, which options
 # given on the command line override. Its parent must learn the task, or nothing is compared: the
 # earlier quick run (32 px, 2,000 images, 600 steps at a constant 1e-3) memorised its training
 # images (51 % on them, 21 % on new draws of the same source digits, 14 % on the test set), and at

@@ -59,7 +59,7 @@ def test_a_failing_slimming_arm_is_recorded_and_the_run_goes_on(tmp_path, monkey
 @pytest.mark.timeout(5400)
 def test_netadapt_beats_the_width_multiplier_at_equal_latency(tmp_path):
     """The reduced benchmark (`--quick`: MobileNetV3Small seed 0, hard_digits at 48 px, a 2,400-step
-    parent; ~45 min on the shared 2 cores): NetAdapt from the parent (all knobs, at most 6
+    parent; 20-45 min on the shared 2 cores): NetAdapt from the parent (all knobs, at most 6
     iterations) to the measured int8 latency of the alpha=0.5 model, vs that model trained from
     scratch with the same number of steps. Bars: the benchmark's own "equal latency" (within 5 %)
     and the issue's goal, at least 1 point more accurate. The runs recorded in
