@@ -17,7 +17,8 @@ def test_a_work_folder_made_with_other_settings_is_refused(tmp_path):
     bench.check_work(str(tmp_path), bench.config(bench.parse_args(quick)))
     bench.check_work(str(tmp_path), bench.config(bench.parse_args(quick)))       # same settings: fine
     bench.check_work(str(tmp_path), bench.config(bench.parse_args(quick[:1] + ["--models", "MobileNetV4ConvS"])))
-    with pytest.raises(ValueError, match=r"other settings \(pretrain_steps: 2400 there, 300 here\)"):
+    there = bench.QUICK["pretrain_steps"]
+    with pytest.raises(ValueError, match=rf"other settings \(pretrain_steps: {there} there, 300 here\)"):
         bench.check_work(str(tmp_path), bench.config(bench.parse_args(quick + ["--pretrain-steps", "300"])))
     with pytest.raises(ValueError, match=r"multiplier of MobileNetV3Small: 0.5 there, 0.75 here"):
         bench.check_work(str(tmp_path), bench.config(bench.parse_args(quick + ["--multiplier", "0.75"])))
@@ -30,7 +31,9 @@ def test_a_work_folder_made_with_other_settings_is_refused(tmp_path):
 def test_quick_sets_defaults_that_given_options_override():
     bench = _benchmark()
     a = bench.parse_args(["--quick", "--max-iterations", "3", "--multiplier", "0.75"])
-    assert (a.max_iterations, a.pretrain_steps, a.knobs, a.lr) == (3, 2400, "all", 1e-3)
+    # the given options win; the others take --quick's values
+    assert (a.max_iterations, a.pretrain_steps, a.knobs) == (3, bench.QUICK["pretrain_steps"], bench.QUICK["knobs"])
+    assert a.lr == bench.parse_args([]).lr        # --quick keeps the protocol's learning rate
     assert a.multipliers == {"MobileNetV3Small": 0.75, "MobileNetV4ConvS": 0.75}
     assert bench.parse_args(["--quick"]).multipliers == bench.MULTIPLIERS
 
