@@ -12,6 +12,13 @@ The per-layer view (`ptq_diagnose.drift`) runs the default int8 file and the flo
 tensor kept and gives, for each tensor present in both, the relative error of the int8 tensor
 (RMS(int8 - float) / RMS(float)) over --layer-images test images: where along the network the
 error grows.
+The lever `qat` (not among the defaults: it trains) fine-tunes a quantization-aware copy of the
+model (benchmarks/qat_vs_ptq.py's QAT arm) and exports it int8; besides the file's agreement with
+the original float model it records the file's agreement with its own QAT Keras model:
+
+    python benchmarks/int8_levers.py --model-file ... --seed 11 --levers qat --qat-epochs 1 \
+        --layer-images 0 --out benchmarks/results/int8_levers_MobileNetV3Small_seed11_qat
+
 Writes results/int8_levers_<model stem>.json and .md after every lever.
 """
 import argparse
@@ -135,6 +142,22 @@ def int8_weights_only(model, path):
     export(copy, path, progress=False)
 
 
+def qat_file(model, x, path, labels, epochs=1, images=None, lr=1e-4, seed=0):
+    """Writes the int8 export of a quantization-aware copy of `model` fine-tuned for `epochs` on
+    the first `images` training images (benchmarks/qat_vs_ptq.py's QAT arm: ranges calibrated on
+    256 training images, Adam at `lr`); `export(qat, path, 'int8')` needs no representative data,
+    the fake-quant ranges are the file's. Returns the QAT Keras model."""
+    import keras
+    from qat_vs_ptq import qat_finetune
+
+    from keras_mobile.tflite import export
+    keras.utils.set_random_seed(seed)
+    x, labels = x[:images], labels[:images]
+    qat = qat_finetune(model, x, labels, epochs, lr=lr)
+    export(qat, path, "int8", progress=False)
+    return qat
+
+
 def timing(paths, rounds):
     import bench_workers
 
@@ -161,6 +184,14 @@ def render(r):
         lines.append(f"| {name}: {v['what']} | {100 * v['agreement']:.2f} % | {100 * v['accuracy']:.2f} % | "
                      f"{t.get('over_fp32', float('nan')):.3f} | {t.get('ms', float('nan')):.3f} | {v['partitions']} | "
                      f"{v['outside']} |")
+    for name, v in r["levers"].items():
+        q = v.get("qat_keras")
+        if q:
+            lines += ["", f"{name}: the QAT Keras model ({q['epochs']} epoch(s) on {q['images']:,} training images, "
+                      f"lr {q['lr']:g}, {v['seconds']:.0f} s with export and scoring) has top-1 accuracy "
+                      f"{100 * q['accuracy']:.2f} % and agrees with the float model on {100 * q['agreement_with_float']:.2f} %; "
+                      f"its int8 file agrees with it on {100 * q['file_agreement']:.2f} % (the table's agreement "
+                      "is the file's with the original float model)."]
     if r.get("layers"):
         lines += ["", f"Default int8 file: relative error of op outputs against the float32 file "
                   f"({r['layer_images']} test images; every {r['layer_every']}th op and the largest jumps):", "",
@@ -187,6 +218,8 @@ LEVERS = {
     "dynamic": "`export(..., 'dynamic')`: int8 weights, float activations (not a full-integer file)",
     "int16_act": "16x8 mode: int16 activations, int8 weights (float IO)",
     "int16_act_all": "int16_act calibrated on all 300 images (no outlier drop: int16 has the steps to spare)",
+    "qat": "`export(qat, path, 'int8')` of `quantize_model(model)` fine-tuned with fake quantization "
+           "(--qat-epochs on --qat-images training images, Adam at --qat-lr); agreement with the original float model",
 }
 
 
@@ -210,9 +243,11 @@ def describe(lever):
     return LEVERS[lever]
 
 
-def make(lever, model, x, default_path, path):
+def make(lever, model, x, default_path, path, qat=None):
     """Writes the file of `lever` to `path`; island/widening levers rewrite `default_path`, or the
-    file of the lever before a '+' (quantile_0.9+float_early)."""
+    file of the lever before a '+' (quantile_0.9+float_early). `qat`: the keyword arguments of
+    `qat_file` (labels, epochs, images, lr, seed) for the lever 'qat', which returns its QAT
+    Keras model (the other levers None)."""
     from keras_mobile.tflite import export
     lever = NAMED.get(lever, lever)
     if "+" in lever:
@@ -249,6 +284,8 @@ def make(lever, model, x, default_path, path):
         export(model, path, "dynamic", progress=False)
     elif lever in ("int16_act", "int16_act_all"):
         int16_activations(model, x[:300], path, drop_outliers=lever == "int16_act")
+    elif lever == "qat":
+        return qat_file(model, x, path, **qat)
     else:
         raise ValueError(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
 
@@ -268,11 +305,14 @@ def main(argv=None):
     p.add_argument("--test", type=int, default=10000)
     p.add_argument("--rounds", type=int, default=1000)
     p.add_argument("--layer-images", type=int, default=100, help="0: no per-layer view")
+    p.add_argument("--qat-epochs", type=int, default=1, help="lever qat: epochs of quantization-aware fine-tuning")
+    p.add_argument("--qat-images", type=int, default=None, help="lever qat: the first N training images (default all)")
+    p.add_argument("--qat-lr", type=float, default=1e-4, help="lever qat: Adam learning rate")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     model = keras.models.load_model(args.model_file)
     size = model.input_shape[1]
-    (x, _), (xt, yt) = hard_digits(20000, 10000, size, seed=args.seed)
+    (x, y), (xt, yt) = hard_digits(20000, 10000, size, seed=args.seed)
     xt, yt = xt[:args.test], yt[:args.test]
     keras_top1 = model.predict(xt, batch_size=256, verbose=0).argmax(-1)
     run = Run("int8_levers.py", argv)
@@ -286,12 +326,19 @@ def main(argv=None):
         paths = {k: os.path.join(tmp, f"{n}.tflite") for n, k in enumerate(names)}
         for lever in names:
             t0 = time.time()
-            make(lever, model, x, paths["default"], paths[lever])
+            qat = make(lever, model, x, paths["default"], paths[lever],
+                       qat=dict(labels=y, epochs=args.qat_epochs, images=args.qat_images, lr=args.qat_lr, seed=args.seed))
             top1 = run_tflite(paths[lever], xt).argmax(-1)
             parts, outside = xnnpack_partitions(paths[lever])
             r["levers"][lever] = {"what": describe(lever), "agreement": float((top1 == keras_top1).mean()),
                                   "accuracy": float((top1 == yt).mean()), "partitions": parts,
                                   "outside": len(outside), "seconds": round(time.time() - t0, 1)}
+            if qat is not None:         # the file against its own Keras model, and that model against the float one
+                qat_top1 = qat.predict(xt, batch_size=256, verbose=0).argmax(-1)
+                r["levers"][lever]["qat_keras"] = {
+                    "epochs": args.qat_epochs, "images": len(x[:args.qat_images]), "lr": args.qat_lr,
+                    "file_agreement": float((top1 == qat_top1).mean()), "accuracy": float((qat_top1 == yt).mean()),
+                    "agreement_with_float": float((qat_top1 == keras_top1).mean())}
             print(lever, r["levers"][lever], flush=True)
             write_result(out, r, render(r))
         if args.layer_images:

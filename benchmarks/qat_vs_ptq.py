@@ -30,11 +30,27 @@ def paired(a_correct, b_correct):
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
+def qat_finetune(model, x, y, epochs, batch_size=64, lr=1e-4, hard_swish="mul"):
+    """The QAT arm: `keras_mobile.tflite.quantize_model(model)` with its activation ranges
+    calibrated on the first 256 training images, then `epochs` of Adam at `lr` with fake
+    quantization (cross-entropy on logits or probabilities, as the model outputs). Returns the
+    trained QAT model; `model` is left as it was."""
+    import keras
+
+    from keras_mobile.tflite import quantize_model
+    from keras_mobile.training.recipes import outputs_logits
+    qat = quantize_model(model, calibration_data=x[:256], calibration_steps=256, hard_swish=hard_swish)
+    qat.compile(optimizer=keras.optimizers.Adam(lr),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)))
+    qat.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=2)
+    return qat
+
+
 def run_seed(args, seed, data, workdir):
     import keras
 
     import keras_mobile
-    from keras_mobile.tflite import export, quantize_model, run_tflite
+    from keras_mobile.tflite import export, run_tflite
 
     (x, y), (xt, yt) = data
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -61,9 +77,7 @@ def run_seed(args, seed, data, workdir):
 
     score("float", model.predict(xt, batch_size=256, verbose=0))
     ptq("ptq")
-    qat = quantize_model(model, calibration_data=x[:256], calibration_steps=256, hard_swish=args.hard_swish)
-    qat.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss)
-    qat.fit(x, y, batch_size=args.batch_size, epochs=args.extra_epochs, verbose=2)
+    qat = qat_finetune(model, x, y, args.extra_epochs, args.batch_size, hard_swish=args.hard_swish)
     score("qat_keras", qat.predict(xt, batch_size=256, verbose=0))
     path = os.path.join(workdir, f"qat_{seed}.tflite")
     export(qat, path, "int8")
