@@ -187,8 +187,9 @@ def render(r):
     for name, v in r["levers"].items():
         q = v.get("qat_keras")
         if q:
-            lines += ["", f"{name}: the QAT Keras model ({q['epochs']} epoch(s) on {q['images']:,} training images, "
-                      f"lr {q['lr']:g}, {v['seconds']:.0f} s with export and scoring) has top-1 accuracy "
+            trained = (f"{q['epochs']} epoch(s) on {q['images']:,} training images, lr {q['lr']:g}" if q["epochs"]
+                       else "no training: its ranges calibrated on 256 training images")
+            lines += ["", f"{name}: the QAT Keras model ({trained}, {v['seconds']:.0f} s with export and scoring) has top-1 accuracy "
                       f"{100 * q['accuracy']:.2f} % and agrees with the float model on {100 * q['agreement_with_float']:.2f} %; "
                       f"its int8 file agrees with it on {100 * q['file_agreement']:.2f} % (the table's agreement "
                       "is the file's with the original float model)."]
