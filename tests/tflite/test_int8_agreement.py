@@ -55,7 +55,12 @@ def test_mobileone_s0_int8_agrees_with_keras(tmp_path):
     """MobileOneS0, 32 px, SGD 30 epochs (~3.5 min here), reparameterized before export: measured
     99.72 % agreement [99.45, 99.86] (8 of 2,880 differ), Keras 97.50 %. Before the default export
     zeroed weights that read always-zero input channels (`tflite.dead_inputs`) it was 98.51 %
-    [98.00, 98.89]; the plain converter graph, which does not, 98.37 %."""
+    [98.00, 98.89]; the plain converter graph, which does not, 98.37 %.
+    Fails since the oneDNN crash workaround (736a07d, 2026-12-03 check): that graph trains along
+    another rounding path (same maths), and the agreement is fragile across trained models: seeds 0/1
+    gave 99.72 / 98.40 % with the old strided scale conv patched back in, 94.76 / 43.26 % with the
+    workaround. The collapse (seed 1) is stages.0.1's fused identity BN: weights 214 / 332 and a bias
+    of 206 on near-dead channels set that tensor's int8 range. Open: fix the export, not this bar."""
     agreement, r = _agreement("MobileOneS0", tmp_path)
     assert r["accuracy"]["keras"] >= 0.95, r["accuracy"]
     assert agreement >= 0.99, r["agreement"]
