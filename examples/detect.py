@@ -47,7 +47,7 @@ def main(argv=None):
     p.add_argument("--fixed-train-set", action="store_true",
                    help="shapes: train on one fixed set instead of fresh images every epoch")
     p.add_argument("--out", default="detect_out")
-    args = head_example.parse(p, argv)
+    args = p.parse_args(argv)
     head_example.start(args)
 
     from keras_mobile.heads import SSDLite

@@ -8,11 +8,19 @@ import os
 import numpy as np
 
 
+def data_source(value):
+    """--data's type: 'shapes' or 'tfds:NAME', refused by the parser (exit 2) before anything is
+    imported or created."""
+    if value != "shapes" and not (value.startswith("tfds:") and len(value) > 5):
+        raise argparse.ArgumentTypeError(f"--data must be 'shapes' or 'tfds:NAME', got {value!r}")
+    return value
+
+
 def parser(doc, backbone, num_train, epochs, test_split):
     """An ArgumentParser with the options both head examples take (their defaults differ);
     the script adds its own."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
-    p.add_argument("--data", default="shapes", help="'shapes' or 'tfds:NAME'")
+    p.add_argument("--data", default="shapes", type=data_source, help="'shapes' or 'tfds:NAME'")
     p.add_argument("--data-dir", default=None, help="tensorflow-datasets data_dir")
     p.add_argument("--test-split", default=test_split)
     p.add_argument("--backbone", default=backbone)
@@ -28,14 +36,6 @@ def parser(doc, backbone, num_train, epochs, test_split):
     return p
 
 
-def parse(p, argv):
-    """Parses `argv` and checks --data before anything is imported or created (exit 2 on a bad value)."""
-    args = p.parse_args(argv)
-    if args.data != "shapes" and not (args.data.startswith("tfds:") and len(args.data) > 5):
-        p.error(f"--data must be 'shapes' or 'tfds:NAME', got {args.data!r}")
-    return args
-
-
 def start(args):
     """Makes the output folder and seeds the run."""
     from keras_mobile.training import set_seed
@@ -44,7 +44,7 @@ def start(args):
 
 
 def tfds_name(args):
-    """None for --data shapes, else the tensorflow-datasets name of --data tfds:NAME (`parse` checked it)."""
+    """None for --data shapes, else the tensorflow-datasets name of --data tfds:NAME (`data_source` checked it)."""
     return None if args.data == "shapes" else args.data[5:]
 
 

@@ -44,7 +44,7 @@ def main(argv=None):
     p.add_argument("--output-stride", type=int, default=None, choices=(16, 32),
                    help="default: 16 where the backbone supports atrous, else 32")
     p.add_argument("--out", default="segment_out")
-    args = head_example.parse(p, argv)
+    args = p.parse_args(argv)
     head_example.start(args)
 
     from keras_mobile.heads import LRASPP

@@ -40,7 +40,8 @@ def true_ranges(calibrated, dataset_gen, quantile=1.0):
     recorded = _recorded_ranges(buf)
     it = make_interpreter(bytes(buf), delegates=False, preserve_all_tensors=True)
     inputs = it.get_input_details()
-    adjusted = [i for i in recorded if quantile >= 1.0 or i not in {d["index"] for d in inputs}]
+    model_inputs = {d["index"] for d in inputs}
+    adjusted = [i for i in recorded if quantile >= 1.0 or i not in model_inputs]
     lo, hi = {i: [] for i in adjusted}, {i: [] for i in adjusted}
     for sample in dataset_gen():
         for detail, x in zip(inputs, sample):
