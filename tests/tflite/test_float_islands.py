@@ -150,7 +150,10 @@ def test_softmax_tail_and_islands_in_one_pass(tmp_path, files):
     two, two_islands = float_islands(tail_only.path)
     ops = [o["op_name"] for o in op_details(make_interpreter(one.path, delegates=False))]
     assert ops[-2:] == ["DEQUANTIZE", "SOFTMAX"] and one.delegate_partitions == 1, (ops, one.undelegated_ops)
-    assert one.extra["float_islands"] == no_softmax.extra["float_islands"]          # the tail is not listed
+    # the tail is not listed: the same islands as the model without the Softmax, by op and reason (the
+    # converter may number two different models' ops differently: #27 vs #28 seen in CI)
+    unnumbered = lambda islands: [entry.split(" ", 1)[1] for entry in islands]  # noqa: E731
+    assert unnumbered(one.extra["float_islands"]) == unnumbered(no_softmax.extra["float_islands"])
     assert [f"#{i} {op}: {why}" for i, op, why in two_islands] == one.extra["float_islands"]
     assert one.extra["lowering"].count("int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX") == 1, one.extra["lowering"]
     out, want = run_tflite(one.path, x), model.predict(x, verbose=0)
