@@ -2,6 +2,7 @@
 
     python benchmarks/search_pareto.py                                  # both models, seeds 0 1 2
     python benchmarks/search_pareto.py --models MobileNetV3Small --seeds 0 --quick --name search_pareto_quick
+    python benchmarks/search_pareto.py --merge results/a.json results/b.json --name both   # seeds run apart
 
 Task: keras_mobile.data.digits.hard_digits at `--size` px (one fixed draw of training images,
 of which the last `--val` are NetAdapt's selection set and never trained on by either arm; the
@@ -58,6 +59,7 @@ MODELS = ("MobileNetV3Small", "MobileNetV4ConvS")
 # V3Small alpha 0.5 = 0.71x, V4ConvS scaled 0.75 = 0.72x, 0.5 = 0.43x)
 MULTIPLIERS = {"MobileNetV3Small": 0.5, "MobileNetV4ConvS": 0.75}
 EQUAL = 0.05          # "equal latency": within +-5 %
+GOAL_POINTS = 1.0     # issue 17: >= 1 point higher held-out accuracy at equal latency
 
 
 def config(args):
@@ -453,6 +455,7 @@ def render(res):
             lines.append(f"| {m} | {len(rs)} | {np.mean([r['equal_latency']['accuracy_diff_points'] for r in rs]):+.2f} | "
                          f"{np.mean([r['equal_accuracy_speedup']['speedup'] for r in rs]):.2f}x | "
                          f"{np.mean(mape) if mape else float('nan'):.1f} % | {np.mean(rmape) if rmape else float('nan'):.1f} % |")
+        lines += render_across_seeds(done)
         lines += ["", "Goal: >= 1 point higher accuracy at equal latency, or >= 1.2x faster at equal accuracy; "
                   "prediction within 5 % mean absolute error.", "",
                   "## Predicted vs measured latency (host-int8 table, calibrated on the parent)", "",
@@ -513,6 +516,46 @@ def render(res):
     return "\n".join(lines) + "\n"
 
 
+def across_seeds(diffs, goal=GOAL_POINTS, resamples=10000):
+    """Per-seed accuracy differences (points) summarised: mean, median, how many reach `goal`, the
+    exact one-sided sign test of "the median difference is above `goal`" (p = P(at least that many
+    of the seeds off `goal` above it | each side 1/2); seeds exactly at `goal` are dropped, as the
+    test does), and a 95 % percentile bootstrap interval of the mean over seeds (fixed seed)."""
+    from math import comb
+    d = np.asarray(diffs, dtype=np.float64)
+    above, off = int((d > goal).sum()), int((d != goal).sum())
+    p = sum(comb(off, i) for i in range(above, off + 1)) / 2 ** off if off else 1.0
+    means = np.random.default_rng(0).choice(d, (resamples, len(d))).mean(1)
+    return {"n": len(d), "mean": float(d.mean()), "median": float(np.median(d)),
+            "at_goal": int((d >= goal).sum()), "sign_test_p": p,
+            "bootstrap_ci95": (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))}
+
+
+def render_across_seeds(done):
+    """Markdown: per model and arm, the per-seed difference to the matched baseline, its latency
+    ratios and `across_seeds` of the differences."""
+    lines = ["", f"Across seeds (differences to the matched baseline in points; goal >= +{GOAL_POINTS:g}; sign test: "
+             f"exact, one-sided, H0 median <= +{GOAL_POINTS:g}; CI: 95 % percentile bootstrap of the mean over "
+             f"seeds, 10,000 resamples):", "",
+             "| model | arm | seeds | per seed (latency / matched) | mean | median | seeds >= goal | sign test p | "
+             "bootstrap 95 % CI |", "|---|---|---|---|---|---|---|---|---|"]
+    arms = (("NetAdapt - matched", lambda r: r["equal_latency"], "netadapt_over_matched"),
+            ("slimming - matched", lambda r: r.get("slim", {}).get("slim_vs_matched"), "slim_over_matched"))
+    for m in sorted({r["model"] for r in done}):
+        for arm, get, lat in arms:
+            rs = [r for r in done if r["model"] == m and get(r)]
+            if not rs:
+                continue
+            d = [get(r)["accuracy_diff_points"] for r in rs]
+            s = across_seeds(d)
+            per = ", ".join(f"s{r['seed']} {x:+.1f} ({r['timing'][lat]:.3f}"
+                            f"{'' if abs(r['timing'][lat] - 1) <= EQUAL else ', not equal'})" for r, x in zip(rs, d))
+            lines.append(f"| {m} | {arm} | {s['n']} | {per} | {s['mean']:+.2f} | {s['median']:+.2f} | "
+                         f"{s['at_goal']}/{s['n']} | {s['sign_test_p']:.3f} | "
+                         f"[{s['bootstrap_ci95'][0]:+.1f}, {s['bootstrap_ci95'][1]:+.1f}] |")
+    return lines
+
+
 def _g(r, *keys, p=False):
     for k in keys:
         if not isinstance(r, dict) or k not in r:
@@ -530,16 +573,23 @@ def plot(res, path):
         return
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False)
     for ax, m in zip(axes[0], models):
+        labelled = set()
+
+        def label(text):           # each arm once in the legend, whichever seeds the results hold
+            if text in labelled:
+                return None
+            labelled.add(text)
+            return text
         for r in (r for r in res["runs"].values() if r["model"] == m and "timing" in r):
             med, b = r["timing"]["median_ms"], r["baselines"]
             ax.plot([med["matched"], med["full"]], [100 * b["matched"]["accuracy"], 100 * b["full"]["accuracy"]],
-                    "o--", color="tab:gray", label="width multiplier" if r["seed"] == 0 else None)
+                    "o--", color="tab:gray", label=label("width multiplier"))
             ax.plot(med["netadapt"], 100 * r["netadapt"]["accuracy"], "*", ms=12, color="tab:red",
-                    label="NetAdapt (host-int8)" if r["seed"] == 0 else None)
+                    label=label("NetAdapt (host-int8)"))
             ax.annotate(f"s{r['seed']}", (med["netadapt"], 100 * r["netadapt"]["accuracy"]), fontsize=7)
             if "slim" in med:
                 ax.plot(med["slim"], 100 * r["slim"]["accuracy"], "D", ms=7, color="tab:blue",
-                        label="slimming (host-int8)" if r["seed"] == 0 else None)
+                        label=label("slimming (host-int8)"))
         ax.set_title(f"{m}, hard_digits {res['config']['size']} px")
         ax.set_xlabel("measured int8 LiteRT latency, 1 thread (ms)")
         ax.set_ylabel("test accuracy (%)")
@@ -578,8 +628,7 @@ def check_work(work, cfg):
     else:
         with open(path) as f:
             old = json.load(f)
-    diff = [f"{k}: {old.get(k)!r} there, {cfg.get(k)!r} here" for k in sorted(set(old) | set(cfg))
-            if k != "multipliers" and old.get(k) != cfg.get(k)]
+    diff = config_diff(old, cfg, skip=("multipliers",))
     mult = dict(old.get("multipliers", {}))
     diff += [f"multiplier of {m}: {mult[m]!r} there, {v!r} here" for m, v in sorted(cfg["multipliers"].items())
              if m in mult and mult[m] != v]
@@ -588,6 +637,35 @@ def check_work(work, cfg):
                          f"--work folder or the same settings")
     from keras_mobile.files import write_atomic
     write_atomic(path, json.dumps({**cfg, "multipliers": {**mult, **cfg["multipliers"]}}, indent=1).encode())
+
+
+def config_diff(old, new, skip=()):
+    """'key: old there, new here' for every setting (outside `skip`) that differs."""
+    return [f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in sorted(set(old) | set(new))
+            if k not in skip and old.get(k) != new.get(k)]
+
+
+def merge(results):
+    """One results dict from runs of the same settings made apart (e.g. seeds 0-2, then 3-5): all
+    their runs, ordered by model and seed, and their notes in the order given. Different settings,
+    or a model and seed present in two of them, are refused (which of the two would count?)."""
+    if not results:
+        raise ValueError("--merge needs at least one results JSON")
+    first, runs = results[0], {}
+    for i, res in enumerate(results[1:], 1):
+        diff = config_diff(first["config"], res["config"])
+        if diff:
+            raise ValueError(f"results 1 and {i + 1} were made with other settings ({'; '.join(diff)})")
+    for res in results:
+        for key, r in res["runs"].items():
+            if key in runs:
+                raise ValueError(f"{key} is in more than one of the results to merge")
+            runs[key] = r
+    return {"config": first["config"],
+            "runs": dict(sorted(runs.items(), key=lambda kv: (kv[1]["model"], kv[1]["seed"]))),
+            "status": "complete" if all(r.get("status") == "complete" for r in results) else "running",
+            "wall_s": sum(r.get("wall_s", 0) for r in results),
+            "notes": [n for r in results for n in r.get("notes", [])]}
 
 
 def parse_args(argv=None):
@@ -620,6 +698,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--name", default="search_pareto")
     p.add_argument("--work", default=None, help="searches' out_dirs and the latency table (default: a temp dir)")
+    p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                   help="only combine these results files (same settings, other seeds) into --out/--name "
+                        "and render them; nothing is trained or timed")
     a = p.parse_args(argv)
     if a.quick:
         # quick changes defaults, before anything is derived from them (it used to overwrite the
@@ -631,12 +712,29 @@ def parse_args(argv=None):
     return a
 
 
+def write(res, stem):
+    """stem.json, stem.md and stem.png of `res`."""
+    from keras_mobile.files import write_atomic
+    write_atomic(stem + ".json", json.dumps(res, indent=1, default=float).encode())
+    write_atomic(stem + ".md", render(res).encode())
+    plot(res, stem + ".png")
+
+
 def main(argv=None):
     import tempfile
 
-    from keras_mobile.data.digits import hard_digits
-    from keras_mobile.files import write_atomic
     a = parse_args(argv)
+    os.makedirs(a.out, exist_ok=True)
+    stem = os.path.join(a.out, a.name)
+    if a.merge:
+        results = []
+        for path in a.merge:
+            with open(path) as f:
+                results.append(json.load(f))
+        res = merge(results)
+        write(res, stem)
+        return res
+    from keras_mobile.data.digits import hard_digits
     work = a.work or tempfile.mkdtemp(prefix="search_pareto-")
     os.makedirs(work, exist_ok=True)
     check_work(work, config(a))            # before any work: a wrong folder fails at once
@@ -644,14 +742,10 @@ def main(argv=None):
     (x, y), test = hard_digits(a.train + a.val, a.test, a.size, seed=0)
     data = ((x[:a.train], y[:a.train]), (x[a.train:], y[a.train:]), test)
     res = {"config": config(a), "runs": {}, "status": "running"}
-    os.makedirs(a.out, exist_ok=True)
-    stem = os.path.join(a.out, a.name)
 
     def save():
         res["wall_s"] = time.time() - t0
-        write_atomic(stem + ".json", json.dumps(res, indent=1, default=float).encode())
-        write_atomic(stem + ".md", render(res).encode())
-        plot(res, stem + ".png")
+        write(res, stem)
 
     for seed in a.seeds:
         stages = [(run_model, name) for name in a.models]

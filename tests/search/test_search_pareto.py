@@ -84,3 +84,55 @@ def test_netadapt_beats_the_width_multiplier_at_equal_latency(tmp_path):
 
 
 GOAL_POINTS = 1.0          # issue 17: >= 1 point higher held-out accuracy at equal latency
+
+
+def test_across_seeds_counts_the_goal_with_an_exact_sign_test():
+    bench = _benchmark()
+    s = bench.across_seeds([23.3, -3.4, 8.0, 2.0, 5.0, 0.5])
+    assert (s["n"], s["at_goal"], s["median"]) == (6, 4, 3.5)
+    assert s["mean"] == pytest.approx(35.4 / 6)
+    assert s["sign_test_p"] == pytest.approx((15 + 6 + 1) / 64)      # P(Bin(6, 1/2) >= 4)
+    lo, hi = s["bootstrap_ci95"]
+    assert -3.4 <= lo < s["mean"] < hi <= 23.3
+    assert bench.across_seeds([2.0] * 6)["sign_test_p"] == pytest.approx(1 / 64)
+    assert bench.across_seeds([2.0] * 6)["bootstrap_ci95"] == (2.0, 2.0)
+    # a seed exactly at the goal is neither above nor below it: the sign test drops it
+    assert bench.across_seeds([1.0, 3.0])["sign_test_p"] == pytest.approx(1 / 2)
+
+
+def _results(seeds, **config):
+    """A results dict with one recorded run (benchmarks/results/search_pareto_quick.json) per seed."""
+    import copy
+    import json
+    from pathlib import Path
+    rec = json.loads((Path(__file__).parents[2] / "benchmarks/results/search_pareto_quick.json").read_text())
+    run = next(iter(rec["runs"].values()))
+    runs = {f"{run['model']}/seed{s}": {**copy.deepcopy(run), "seed": s} for s in seeds}
+    return {"config": {**rec["config"], **config}, "runs": runs, "status": "complete", "wall_s": 60.0,
+            "notes": [f"seeds {seeds}"]}
+
+
+def test_merge_combines_seeds_run_apart_into_one_table(tmp_path):
+    """Seeds run in separate invocations (other --name) merge into one results file whose markdown
+    has every seed and the across-seeds summary; nothing is trained."""
+    import json
+    bench = _benchmark()
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_results([3, 4])))
+    b.write_text(json.dumps(_results([0, 1])))
+    res = bench.main(["--merge", str(a), str(b), "--out", str(tmp_path), "--name", "both"])
+    assert [r["seed"] for r in res["runs"].values()] == [0, 1, 3, 4]
+    assert res["notes"] == ["seeds [3, 4]", "seeds [0, 1]"] and res["wall_s"] == 120.0
+    md = (tmp_path / "both.md").read_text()
+    row = next(line for line in md.splitlines() if "| NetAdapt - matched | 4 |" in line)
+    assert "s0 " in row and "s4 " in row
+    assert json.loads((tmp_path / "both.json").read_text())["runs"].keys() == res["runs"].keys()
+    assert (tmp_path / "both.png").stat().st_size > 0
+
+
+def test_merge_refuses_other_settings_and_a_seed_twice():
+    bench = _benchmark()
+    with pytest.raises(ValueError, match=r"other settings \(pretrain_steps: 2400 there, 300 here\)"):
+        bench.merge([_results([0], pretrain_steps=2400), _results([1], pretrain_steps=300)])
+    with pytest.raises(ValueError, match="MobileNetV3Small/seed1 is in more than one"):
+        bench.merge([_results([0, 1]), _results([1, 2])])
