@@ -2,6 +2,8 @@
 
     python benchmarks/search_pareto.py                                  # both models, seeds 0 1 2
     python benchmarks/search_pareto.py --models MobileNetV3Small --seeds 0 --quick --name search_pareto_quick
+    python benchmarks/search_pareto.py --quick --models MobileNetV3Small --edgetpu-seeds 0 --edgetpu-only \
+        --name search_pareto_quick --work W         # step 8 added to a finished run (W: its --work)
     python benchmarks/search_pareto.py --merge results/a.json results/b.json --name both   # seeds run apart
 
 Task: keras_mobile.data.digits.hard_digits at `--size` px (one fixed draw of training images,
@@ -698,6 +700,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--name", default="search_pareto")
     p.add_argument("--work", default=None, help="searches' out_dirs and the latency table (default: a temp dir)")
+    p.add_argument("--edgetpu-only", action="store_true",
+                   help="only add the EdgeTPU-source search of --edgetpu-seeds to the results in --out/--name "
+                        "(their finished host runs; --work holding their models)")
     p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
                    help="only combine these results files (same settings, other seeds) into --out/--name "
                         "and render them; nothing is trained or timed")
@@ -710,6 +715,26 @@ def parse_args(argv=None):
         a = p.parse_args(argv)
     a.multipliers = {m: a.multiplier or MULTIPLIERS[m] for m in a.models}
     return a
+
+
+def results_for_edgetpu(stem, args):
+    """The results at stem.json that --edgetpu-only adds to: made with the same settings, with a
+    finished (timed) host run of every --models model for every --edgetpu-seeds seed."""
+    path = stem + ".json"
+    if not args.edgetpu_seeds:
+        raise ValueError("--edgetpu-only needs the seeds to search in --edgetpu-seeds")
+    if not os.path.isfile(path):
+        raise ValueError(f"--edgetpu-only adds to {path}, which does not exist: run the host comparison first")
+    with open(path) as f:
+        res = json.load(f)
+    diff = config_diff(res["config"], config(args))
+    if diff:
+        raise ValueError(f"{path} was made with other settings ({'; '.join(diff)})")
+    missing = [f"{m}/seed{s}" for s in args.edgetpu_seeds for m in args.models
+               if "timing" not in res["runs"].get(f"{m}/seed{s}", {})]
+    if missing:
+        raise ValueError(f"{path} has no finished host run of {', '.join(missing)}")
+    return res
 
 
 def write(res, stem):
@@ -735,20 +760,21 @@ def main(argv=None):
         write(res, stem)
         return res
     from keras_mobile.data.digits import hard_digits
+    # before any work, a wrong results file or --work folder fails at once
+    res = results_for_edgetpu(stem, a) if a.edgetpu_only else {"config": config(a), "runs": {}, "status": "running"}
     work = a.work or tempfile.mkdtemp(prefix="search_pareto-")
     os.makedirs(work, exist_ok=True)
-    check_work(work, config(a))            # before any work: a wrong folder fails at once
-    t0 = time.time()
+    check_work(work, config(a))
+    t0, wall0 = time.time(), res.get("wall_s", 0)
     (x, y), test = hard_digits(a.train + a.val, a.test, a.size, seed=0)
     data = ((x[:a.train], y[:a.train]), (x[a.train:], y[a.train:]), test)
-    res = {"config": config(a), "runs": {}, "status": "running"}
 
     def save():
-        res["wall_s"] = time.time() - t0
+        res["wall_s"] = wall0 + time.time() - t0
         write(res, stem)
 
-    for seed in a.seeds:
-        stages = [(run_model, name) for name in a.models]
+    for seed in a.edgetpu_seeds if a.edgetpu_only else a.seeds:
+        stages = [] if a.edgetpu_only else [(run_model, name) for name in a.models]
         if seed in a.edgetpu_seeds:        # after the host comparison of every model of the seed
             stages += [(run_edgetpu, name) for name in a.models]
         for stage, name in stages:

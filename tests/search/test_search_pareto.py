@@ -136,3 +136,26 @@ def test_merge_refuses_other_settings_and_a_seed_twice():
         bench.merge([_results([0], pretrain_steps=2400), _results([1], pretrain_steps=300)])
     with pytest.raises(ValueError, match="MobileNetV3Small/seed1 is in more than one"):
         bench.merge([_results([0, 1]), _results([1, 2])])
+
+
+def test_edgetpu_only_needs_finished_host_runs_of_the_same_settings(tmp_path):
+    """--edgetpu-only adds step 8 to results on disk: it refuses, before anything is trained, a
+    missing file, other settings, and a seed whose host run is not there."""
+    import json
+    bench = _benchmark()
+    argv = ["--quick", "--models", "MobileNetV3Small", "--edgetpu-only", "--out", str(tmp_path), "--name", "r",
+            "--work", str(tmp_path / "work")]
+    with pytest.raises(ValueError, match="needs the seeds to search in --edgetpu-seeds"):
+        bench.main(argv)
+    argv += ["--edgetpu-seeds", "0", "5"]
+    with pytest.raises(ValueError, match=r"r\.json, which does not exist"):
+        bench.main(argv)
+    res = _results([0])
+    (tmp_path / "r.json").write_text(json.dumps(res))
+    with pytest.raises(ValueError, match="no finished host run of MobileNetV3Small/seed5"):
+        bench.main(argv)
+    res["config"]["step"] = 0.1
+    (tmp_path / "r.json").write_text(json.dumps(res))
+    with pytest.raises(ValueError, match=r"other settings \(step: 0.1 there, 0.15 here\)"):
+        bench.main(argv)
+    assert not (tmp_path / "work").exists()
