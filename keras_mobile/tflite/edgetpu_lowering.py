@@ -19,6 +19,10 @@ AveragePooling2D (EfficientFormer's pool token mixer) has an int8 AVERAGE_POOL_2
 does not delegate; the default int8 export writes it as a depthwise convolution with weights
 1/(k*k) times a constant border map (exact in float; in int8 the 1/(k*k) weights and the map are quantized, `AveragePoolAsDepthwise`). The Edge TPU runs
 AVERAGE_POOL_2D itself, so its export keeps the op.
+
+A per-channel input scaling (keras_mobile's 'preprocessing' Rescaling of raw pixels) becomes a 1x1
+depthwise conv in the default int8 export (`affine_as_depthwise`: XNNPACK runs the converter's
+MUL/ADD by a 3-vector one pixel at a time).
 """
 import keras
 import numpy as np
@@ -26,6 +30,7 @@ from keras import ops
 
 from keras_mobile import graph
 from keras_mobile.graph import activation_name as _activation_name
+from keras_mobile.tflite.affine_as_depthwise import AffineAsDepthwise, broadcast_affine
 
 HARD_SWISH_NAMES = ("hard_silu", "hard_swish")
 GELU_NAMES = ("gelu", "_gelu_exact")
@@ -115,13 +120,15 @@ def _last_axis_layer_norm(layer):
     return len(axes) == 1 and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1))
 
 
-def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, pool_as_depthwise=False):
+def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, pool_as_depthwise=False,
+                     scaling_as_depthwise=False):
     """Returns (model, changes): a clone sharing `model`'s weights in which ops the Edge TPU lacks
     are rewritten into supported ones (hard-swish -> MUL/ADD+RELU6/MUL, exact; GELU ->
     x * sigmoid(1.702 x), approximate, unless approximate_gelu=False; LayerNorm written out,
     exact, unless explicit_layer_norm=False; with pool_as_depthwise, AveragePooling2D ->
-    depthwise conv and border map, exact in float), and a list of change notes (empty when nothing
-    needed rewriting: `model` itself is returned)."""
+    depthwise conv and border map, exact in float; with scaling_as_depthwise, a per-channel
+    Rescaling/Normalization -> 1x1 depthwise conv, `affine_as_depthwise`), and a list of change
+    notes (empty when nothing needed rewriting: `model` itself is returned)."""
     rewrites = {name: hard_swish_edgetpu for name in HARD_SWISH_NAMES}
     if approximate_gelu:
         rewrites.update({name: gelu_edgetpu for name in GELU_NAMES})
@@ -129,7 +136,8 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, poo
                if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in rewrites}
     norms = {id(layer) for layer in graph.leaf_layers(model) if explicit_layer_norm and _last_axis_layer_norm(layer)}
     pools = {id(layer) for layer in graph.leaf_layers(model) if pool_as_depthwise and _lowerable_pool(layer)}
-    if not targets and not norms and not pools:
+    scalings = {id(layer) for layer in graph.leaf_layers(model) if scaling_as_depthwise and broadcast_affine(layer)}
+    if not targets and not norms and not pools and not scalings:
         return model, []
 
     def clone(layer):
@@ -139,6 +147,8 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, poo
             return ExplicitLayerNorm(layer)
         if id(layer) in pools:
             return AveragePoolAsDepthwise(layer)
+        if id(layer) in scalings:
+            return AffineAsDepthwise(layer)
         return layer          # reuse: weights stay shared with the original model
 
     new = keras.models.clone_model(model, clone_function=clone, recursive=True)
@@ -150,6 +160,9 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, poo
     if pools:
         changes.append(f"AveragePooling2D x{len(pools)} -> depthwise conv 1/(k*k) x border map (exact in float; int8 "
                        f"AVERAGE_POOL_2D is not delegated to XNNPACK)")
+    if scalings:
+        changes.append(f"per-channel input scaling x{len(scalings)} -> 1x1 depthwise conv (exact in float; the "
+                       f"MUL/ADD by a channel vector runs in XNNPACK one pixel at a time)")
     if counts[hard_swish_edgetpu]:
         changes.append(f"hard-swish x{counts[hard_swish_edgetpu]} -> relu6(x+3)*(x/6) (MUL, ADD+RELU6, MUL; "
                        f"exact; HARD_SWISH is not an Edge TPU op and its int8 kernel is not delegated to XNNPACK)")
@@ -160,9 +173,11 @@ def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, poo
 
 
 def xnnpack_int8_friendly(model):
-    """The default int8 (PTQ) export's rewrite: hard-swish -> relu6(x+3)*(x/6) and AveragePooling2D
-    -> depthwise conv x border map (both exact in float). LiteRT's int8 HARD_SWISH and AVERAGE_POOL_2D
-    kernels are not delegated to XNNPACK, so every such op cuts the graph into another delegate
-    partition (or needs a float island); MUL, ADD+RELU6 and DEPTHWISE_CONV_2D are delegated in
-    int8. Returns (model, changes) as `edgetpu_friendly` does."""
-    return edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False, pool_as_depthwise=True)
+    """The default int8 (PTQ) export's rewrite: hard-swish -> relu6(x+3)*(x/6), AveragePooling2D
+    -> depthwise conv x border map and per-channel input scaling -> 1x1 depthwise conv (all exact in
+    float). LiteRT's int8 HARD_SWISH and AVERAGE_POOL_2D kernels are not delegated to XNNPACK, so
+    every such op cuts the graph into another delegate partition (or needs a float island); MUL,
+    ADD+RELU6 and DEPTHWISE_CONV_2D are delegated in int8. The scaling's broadcast MUL/ADD is
+    delegated but slow (`affine_as_depthwise`). Returns (model, changes) as `edgetpu_friendly` does."""
+    return edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False, pool_as_depthwise=True,
+                            scaling_as_depthwise=True)

@@ -31,6 +31,7 @@ from keras import tree
 from keras_mobile import graph
 from keras_mobile.graph import activation_name as _activation_name
 from keras_mobile.layers.naming import child
+from keras_mobile.tflite.affine_as_depthwise import per_channel_affine
 from keras_mobile.tflite.edgetpu_lowering import HARD_SWISH_NAMES
 from keras_mobile.tflite.fake_quant import (
     FIXED_RANGES, ActivationQuantizer, QuantConv, QuantDense, QuantHardSigmoid, is_qat_model, preserves_scale)
@@ -274,7 +275,7 @@ class _Rewriter:
         if isinstance(layer, L.BatchNormalization) and len(out.shape) == 4 and layer.axis in (-1, 3):
             return self.per_channel(layer, x, out, np.ones(out.shape[-1], "float32"), bn=layer)
         if isinstance(layer, (L.Rescaling, L.Normalization)) and len(out.shape) == 4:
-            scale_offset = _affine(layer, out.shape[-1])
+            scale_offset = per_channel_affine(layer, out.shape[-1])
             if scale_offset is not None:
                 return self.per_channel(layer, x, out, *scale_offset, trainable=False)
         if callable(getattr(layer, "channel_scale", None)) and len(out.shape) == 4:   # e.g. LayerScale
@@ -381,17 +382,3 @@ def _bn_weights(bn):
     gamma = np.asarray(bn.gamma) if bn.scale else np.ones(c, "float32")
     beta = np.asarray(bn.beta) if bn.center else np.zeros(c, "float32")
     return [gamma, beta, np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)]
-
-
-def _affine(layer, channels):
-    """(scale, offset) per channel of a Rescaling/Normalization layer, or None if not per-channel."""
-    if isinstance(layer, L.Rescaling):
-        scale = np.broadcast_to(np.asarray(layer.scale, "float32"), (channels,))
-        offset = np.broadcast_to(np.asarray(layer.offset, "float32"), (channels,))
-        return scale.copy(), offset.copy()
-    if getattr(layer, "invert", False) or layer.axis not in ((-1,), (3,), -1, 3):
-        return None
-    mean = np.broadcast_to(np.reshape(np.asarray(layer.mean, "float32"), (-1,)), (channels,))
-    std = np.sqrt(np.maximum(np.broadcast_to(np.reshape(np.asarray(layer.variance, "float32"), (-1,)),
-                                             (channels,)), keras.backend.epsilon()))
-    return 1.0 / std, -mean / std

@@ -72,12 +72,13 @@ def samples(data, input_shape, limit):
 def takes_raw_pixels(model):
     """True when the model normalises [0, 255] pixels itself (a keras_mobile 'preprocessing'
     Rescaling layer, possibly inside a nested backbone, or its QAT form: quantize_model turns it
-    into a QuantConv of the same name)."""
+    into a QuantConv of the same name; the default int8 export into an AffineAsDepthwise)."""
     import keras
 
     from keras_mobile import graph
+    from keras_mobile.tflite.affine_as_depthwise import AffineAsDepthwise
     from keras_mobile.tflite.fake_quant import QuantConv
-    return any(isinstance(layer, (keras.layers.Rescaling, QuantConv)) and layer.name == "preprocessing"
+    return any(isinstance(layer, (keras.layers.Rescaling, QuantConv, AffineAsDepthwise)) and layer.name == "preprocessing"
                for layer in graph.leaf_layers(model))
 
 

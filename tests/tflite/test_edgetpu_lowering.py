@@ -67,3 +67,46 @@ def test_int8_pool_mixer_is_a_delegated_depthwise_conv(tmp_path):
     want, got = model.predict(x[16:], verbose=0), run_tflite(report.path, x[16:])
     span = np.abs(want).max()
     assert np.abs(got - want).mean() <= 0.02 * span and np.abs(got - want).max() <= 0.2 * span
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keras.layers.Rescaling([1 / 58.4, 1 / 57.1, 1 / 57.4], offset=[-2.12, -2.04, -1.80]),
+    lambda: keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[3400.0, 3300.0, 3200.0])])
+def test_input_scaling_as_depthwise_is_exact(make):
+    """A per-channel Rescaling / Normalization of raw pixels, as the default int8 export rewrites it
+    (a 1x1 depthwise conv with bias): the same outputs."""
+    inp = keras.Input((6, 5, 3))
+    model = keras.Model(inp, keras.layers.Conv2D(4, 1)(make()(inp)))
+    lowered, changes = xnnpack_int8_friendly(model)
+    assert not [l for l in lowered.layers if isinstance(l, (keras.layers.Rescaling, keras.layers.Normalization))]
+    assert any("input scaling x1" in c for c in changes), changes
+    x = np.random.default_rng(0).uniform(0, 255, (2, 6, 5, 3)).astype("float32")
+    np.testing.assert_allclose(lowered.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_uniform_scaling_is_left_alone():
+    """Rescaling(1/255) is a MUL by a scalar, which XNNPACK runs at full speed: no rewrite."""
+    inp = keras.Input((6, 5, 3))
+    model = keras.Model(inp, keras.layers.Conv2D(4, 1)(keras.layers.Rescaling(1 / 255.0)(inp)))
+    lowered, changes = xnnpack_int8_friendly(model)
+    assert lowered is model and changes == []
+
+
+def test_int8_input_scaling_rounds_once(tmp_path):
+    """In the default int8 file the per-channel input scaling is one DEPTHWISE_CONV_2D reading the uint8
+    pixels (each channel's one weight and its offset are exact in int8 and int32), so every output is
+    within half an int8 step of Keras; as MUL then ADD (two roundings, the converter's form) it was not."""
+    from keras_mobile.tflite import export, run_tflite
+    from keras_mobile.tflite.inspect import make_interpreter, op_details
+    inp = keras.Input((8, 8, 3))
+    scaling = keras.layers.Rescaling([1 / (255 * s) for s in (0.229, 0.224, 0.225)],
+                                     offset=[-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    model = keras.Model(inp, scaling(inp))
+    x = np.round(np.random.default_rng(0).uniform(0, 255, (24, 8, 8, 3))).astype("float32")
+    report = export(model, tmp_path / "scaling.tflite", "int8", representative_data=x[:16],
+                    num_calibration_steps=16, output_dtype="int8", progress=False)
+    ops = [o["op_name"] for o in op_details(make_interpreter(report.path, delegates=False))]
+    assert ops == ["QUANTIZE", "DEPTHWISE_CONV_2D"], ops
+    step = report.outputs[0].scale
+    err = np.abs(run_tflite(report.path, x[16:]) - model.predict(x[16:], verbose=0))
+    assert err.max() <= 0.51 * step, (err.max(), step)     # half a step, plus the int32 bias rounding
