@@ -538,7 +538,7 @@ def render_across_seeds(done):
     ratios and `across_seeds` of the differences."""
     lines = ["", f"Across seeds (differences to the matched baseline in points; goal >= +{GOAL_POINTS:g}; sign test: "
              f"exact, one-sided, H0 median <= +{GOAL_POINTS:g}; CI: 95 % percentile bootstrap of the mean over "
-             f"seeds, 10,000 resamples):", "",
+             f"seeds, 10,000 resamples; latency outside +-{EQUAL:.0%} marked):", "",
              "| model | arm | seeds | per seed (latency / matched) | mean | median | seeds >= goal | sign test p | "
              "bootstrap 95 % CI |", "|---|---|---|---|---|---|---|---|---|"]
     arms = (("NetAdapt - matched", lambda r: r["equal_latency"], "netadapt_over_matched"),
@@ -550,12 +550,17 @@ def render_across_seeds(done):
                 continue
             d = [get(r)["accuracy_diff_points"] for r in rs]
             s = across_seeds(d)
-            per = ", ".join(f"s{r['seed']} {x:+.1f} ({r['timing'][lat]:.3f}"
-                            f"{'' if abs(r['timing'][lat] - 1) <= EQUAL else ', not equal'})" for r, x in zip(rs, d))
+            per = ", ".join(f"s{r['seed']} {x:+.1f} ({r['timing'][lat]:.3f}{_unequal(r['timing'][lat])})"
+                            for r, x in zip(rs, d))
             lines.append(f"| {m} | {arm} | {s['n']} | {per} | {s['mean']:+.2f} | {s['median']:+.2f} | "
                          f"{s['at_goal']}/{s['n']} | {s['sign_test_p']:.3f} | "
                          f"[{s['bootstrap_ci95'][0]:+.1f}, {s['bootstrap_ci95'][1]:+.1f}] |")
     return lines
+
+
+def _unequal(ratio):
+    """'' at equal latency (within EQUAL), else which way the arm is off the baseline."""
+    return "" if abs(ratio - 1) <= EQUAL else (", faster" if ratio < 1 else ", slower")
 
 
 def _g(r, *keys, p=False):
