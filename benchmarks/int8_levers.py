@@ -13,8 +13,9 @@ tensor kept and gives, for each tensor present in both, the relative error of th
 (RMS(int8 - float) / RMS(float)) over --layer-images test images: where along the network the
 error grows.
 The lever `qat` (not among the defaults: it trains) fine-tunes a quantization-aware copy of the
-model (benchmarks/qat_vs_ptq.py's QAT arm) and exports it int8; besides the file's agreement with
-the original float model it records the file's agreement with its own QAT Keras model:
+model (benchmarks/qat_vs_ptq.py's QAT arm) and exports it int8; `qat_distill` trains the copy to
+reproduce the float model's outputs instead of the labels; besides the file's agreement with
+the original float model both record the file's agreement with its own QAT Keras model:
 
     python benchmarks/int8_levers.py --model-file ... --seed 11 --levers qat --qat-epochs 1 \
         --layer-images 0 --out benchmarks/results/int8_levers_MobileNetV3Small_seed11_qat
@@ -142,18 +143,26 @@ def int8_weights_only(model, path):
     export(copy, path, progress=False)
 
 
-def qat_file(model, x, path, labels, epochs=1, images=None, lr=1e-4, seed=0):
+def qat_file(model, x, path, labels, epochs=1, images=None, lr=1e-4, seed=0, distill=False):
     """Writes the int8 export of a quantization-aware copy of `model` fine-tuned for `epochs` on
     the first `images` training images (benchmarks/qat_vs_ptq.py's QAT arm: ranges calibrated on
     256 training images, Adam at `lr`); `export(qat, path, 'int8')` needs no representative data,
-    the fake-quant ranges are the file's. Returns the QAT Keras model."""
+    the fake-quant ranges are the file's. `distill`: no labels; the copy (BatchNorm folded with
+    its moving statistics, so it starts as the float model's function) learns the float model's
+    own outputs (mean squared error), i.e. to agree with `model` rather than with the labels.
+    Returns the QAT Keras model."""
     import keras
     from qat_vs_ptq import qat_finetune
 
-    from keras_mobile.tflite import export
+    from keras_mobile.tflite import export, quantize_model
     keras.utils.set_random_seed(seed)
     x, labels = x[:images], labels[:images]
-    qat = qat_finetune(model, x, labels, epochs, lr=lr)
+    if distill:
+        qat = quantize_model(model, calibration_data=x[:256], calibration_steps=256, freeze_bn=True)
+        qat.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
+        qat.fit(x, model.predict(x, batch_size=256, verbose=0), batch_size=64, epochs=epochs, verbose=2)
+    else:
+        qat = qat_finetune(model, x, labels, epochs, lr=lr)
     export(qat, path, "int8", progress=False)
     return qat
 
@@ -221,6 +230,8 @@ LEVERS = {
     "int16_act_all": "int16_act calibrated on all 300 images (no outlier drop: int16 has the steps to spare)",
     "qat": "`export(qat, path, 'int8')` of `quantize_model(model)` fine-tuned with fake quantization "
            "(--qat-epochs on --qat-images training images, Adam at --qat-lr); agreement with the original float model",
+    "qat_distill": "as qat, but BatchNorm frozen and trained on the float model's outputs (MSE), no labels: "
+                   "QAT aimed at agreeing with the float model",
 }
 
 
@@ -285,8 +296,8 @@ def make(lever, model, x, default_path, path, qat=None):
         export(model, path, "dynamic", progress=False)
     elif lever in ("int16_act", "int16_act_all"):
         int16_activations(model, x[:300], path, drop_outliers=lever == "int16_act")
-    elif lever == "qat":
-        return qat_file(model, x, path, **qat)
+    elif lever in ("qat", "qat_distill"):
+        return qat_file(model, x, path, distill=lever == "qat_distill", **qat)
     else:
         raise ValueError(f"unknown lever {lever!r}; known: {', '.join(LEVERS)}")
 
