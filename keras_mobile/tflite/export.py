@@ -295,6 +295,11 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         note = (f"calibration ranges of {corrected} tensors set to their own min/max (LiteRT's calibrator "
                 f"recorded in-place ADD/SUB/MUL inputs with the op's output range)")
     lowering += [note] * bool(corrected)
+    if ptq and target is None:
+        from keras_mobile.tflite.hard_swish_order import gate_first
+        data, reordered = gate_first(data)
+        lowering += [f"hard-swish x{reordered}: int8 MULs rewired to x*(relu6(x+3)/6), the same integers "
+                     f"(XNNPACK runs this order faster)"] * bool(reordered)
     softmax_tail = quantization == "int8" and output_dtype == "float32"     # PTQ and QAT files alike
     make_islands = ptq and target is None and float_islands
     islands = []

@@ -61,8 +61,9 @@ def test_int8_is_fully_integer_with_uint8_input(tmp_path, small_model, images):
 
 
 def test_default_int8_is_one_xnnpack_partition(tmp_path):
-    """The default PTQ file: hard-swish as MUL/ADD+RELU6/MUL and the softmax on the dequantized
-    logits, so XNNPACK takes the whole graph (only the uint8->int8 input QUANTIZE stays out)."""
+    """The default PTQ file: hard-swish as MUL/ADD+RELU6/MUL (in gate order) and the softmax on the
+    dequantized logits, so XNNPACK takes the whole graph (only the uint8->int8 input QUANTIZE stays
+    out); the input scaling is a depthwise conv."""
     model = keras_mobile.MobileNetV3Small(weights=None, input_shape=(64, 64, 3), classes=10)
     x = np.random.default_rng(1).uniform(0, 255, (40, 64, 64, 3)).astype("float32")
     set_bn_statistics(model, x[:32])   # unit-scale activations as in a trained net (XNNPACK checks ADD scales)
@@ -70,6 +71,8 @@ def test_default_int8_is_one_xnnpack_partition(tmp_path):
     assert "HARD_SWISH" not in report.ops and report.fully_integer, report.float_ops
     assert report.delegate_partitions == 1 and report.undelegated_ops == [(0, "QUANTIZE")], report.undelegated_ops
     assert report.ops["SOFTMAX"] == 1 and "float SOFTMAX" in report.extra["lowering"]
+    assert "input scaling x1 -> 1x1 depthwise conv" in report.extra["lowering"]      # the fast forms (int8_fast_path.md)
+    assert "hard-swish x19: int8 MULs rewired to x*(relu6(x+3)/6)" in report.extra["lowering"]
     probs = run_tflite(report.path, x[32:])
     assert np.allclose(probs.sum(-1), 1.0, atol=1e-5)            # an exact float softmax
 
