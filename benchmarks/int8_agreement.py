@@ -11,17 +11,21 @@ and seed, so a rerun only exports and measures. MobileOne is reparameterized aft
 deployed form). Export float32, the default int8 file (`keras_mobile.tflite.export(model, path,
 "int8", representative_data=<first --calibration training images>)`) and the plain converter graph
 (TFLiteConverter as it comes: HARD_SWISH, int8 SOFTMAX, min/max calibration over all images, as
-benchmarks/ptq_seeds.py calls it). Held-out inputs: each of the 360 held-out digits as it is plus
---variants fixed perturbed variants (`held_out`; digits the model never trained on, variants it
-never saw), integer pixels as a camera gives them, run through LiteRT (`run_tflite`). Agreement =
-int8 top-1 equal to Keras top-1, with a Wilson 95 % interval (the variants of one digit are
-correlated, so the interval is optimistic; the number of distinct digits among the disagreements
-is reported too). Where the default file agrees on less than 99 %, the per-tensor drift of the
-int8 file against the float32 file (benchmarks/ptq_diagnose.drift) on the disagreeing inputs
-names the tensors where the error grows. Writes results/int8_agreement.json and .md after each
-model.
+benchmarks/ptq_seeds.py calls it); with --cle-arms also the default int8 file with each
+`cross_layer_equalization` setting (no_cle, cle_weights, cle_activations). Held-out inputs: each
+of the 360 held-out digits as it is plus --variants fixed perturbed variants (`held_out`; digits
+the model never trained on, variants it never saw), integer pixels as a camera gives them, run
+through LiteRT (`run_tflite`). Agreement = int8 top-1 equal to Keras top-1, with a Wilson 95 %
+interval (the variants of one digit are correlated, so the interval is optimistic; the number of
+distinct digits among the disagreements is reported too). Where the default file agrees on less
+than 99 %, the per-tensor drift of the int8 file against the float32 file
+(benchmarks/ptq_diagnose.drift) on the disagreeing inputs names the tensors where the error grows
+(were cross-layer equalization on by default, the float32 file is exported from the equalized
+weights: the same function, the same tensors). --seed takes several seeds (one model each).
+Writes results/int8_agreement.json and .md after each model.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -157,15 +161,28 @@ def trained_model(name, size, optimizer, epochs, lr, seed, cache, data):
     return model, seconds
 
 
-def exports(model, calibration, workdir):
-    """{graph: path} of the float32, default int8 and plain converter int8 files of `model`."""
+# --cle-arms: the default int8 export with each cross_layer_equalization setting
+CLE_ARMS = {"no_cle": False, "cle_weights": "weights", "cle_activations": "activations"}
+
+
+def exports(model, calibration, workdir, cle_arms=False):
+    """{graph: path} of the float32, default int8 and plain converter int8 files of `model`
+    (`cle_arms`: also the default int8 file with each CLE_ARMS setting)."""
     from keras_mobile.files import write_atomic
     from keras_mobile.tflite import export
-    from keras_mobile.tflite.export import _keras_messages_to_absl, converter_for
-    paths = {g: os.path.join(workdir, f"{model.name}_{g}.tflite") for g in ("float32", "default", "converter")}
-    export(model, paths["float32"], "float32", progress=False)
-    export(model, paths["default"], "int8", representative_data=calibration,
-           num_calibration_steps=len(calibration), progress=False)
+    from keras_mobile.tflite.equalization import equalized
+    from keras_mobile.tflite.export import CLE_DEFAULT, _keras_messages_to_absl, converter_for
+    settings = {"default": {}}
+    settings.update({g: {"cross_layer_equalization": v} for g, v in CLE_ARMS.items()} if cle_arms else {})
+    paths = {g: os.path.join(workdir, f"{model.name}_{g}.tflite") for g in ("float32", "converter", *settings)}
+    # the float32 file holds the weights the default int8 file was converted from (cross-layer equalized:
+    # the same function), so the drift compares the same tensors
+    cle = "weights" if CLE_DEFAULT is True else CLE_DEFAULT
+    with equalized(model, [calibration] if cle == "activations" else None) if cle else contextlib.nullcontext():
+        export(model, paths["float32"], "float32", progress=False)
+    for g, kwargs in settings.items():
+        export(model, paths[g], "int8", representative_data=calibration, num_calibration_steps=len(calibration),
+               progress=False, **kwargs)
     conv = converter_for(model, "int8", calibration, "uint8", "float32", len(calibration), progress=False,
                          drop_calibration_outliers=False)
     with _keras_messages_to_absl():                # no signature dump in the log
@@ -186,20 +203,20 @@ def agreement_cell(a):
     return f"{100 * a['agreement']:.2f} % [{100 * a['ci95'][0]:.2f}, {100 * a['ci95'][1]:.2f}]"
 
 
-def measure(args, name, size, data, test, workdir):
+def measure(args, name, seed, size, data, test, workdir):
     import keras_mobile.tflite as kt
     from keras_mobile.reparameterize import needs_reparameterization, reparameterize
     from ptq_diagnose import drift
     optimizer, lr, epochs = RECIPES.get(name, ("adamw", 3e-3, 20))
     lr, epochs = args.lr or lr, args.epochs or epochs
-    model, train_seconds = trained_model(name, size, optimizer, epochs, lr, args.seed, args.cache, data)
+    model, train_seconds = trained_model(name, size, optimizer, epochs, lr, seed, args.cache, data)
     if needs_reparameterization(model):
         model = reparameterize(model)
     xt, yt, source = test
     keras_top1 = np.argmax(model.predict(xt, batch_size=128, verbose=0), -1)
     t0 = time.time()
-    paths = exports(model, np.round(data[0][0][:args.calibration]), workdir)
-    r = {"model": name, "size": size, "widths": NARROW.get(name), "params": int(model.count_params()), "optimizer": optimizer, "epochs": epochs, "lr": lr, "train_seconds": round(train_seconds, 1),
+    paths = exports(model, np.round(data[0][0][:args.calibration]), workdir, args.cle_arms)
+    r = {"model": name, "seed": seed, "size": size, "widths": NARROW.get(name), "params": int(model.count_params()), "optimizer": optimizer, "epochs": epochs, "lr": lr, "train_seconds": round(train_seconds, 1),
          "export_seconds": round(time.time() - t0, 1), "accuracy": {"keras": float((keras_top1 == yt).mean())},
          "agreement": {}}
     preds = {}
@@ -232,17 +249,28 @@ def render(r):
              "TFLiteConverter graph (HARD_SWISH, int8 SOFTMAX, min/max over all calibration images). Load = 1-min "
              "load average after the model (2 cores, shared).", "",
              f"Command: `python benchmarks/{r['command']}`" + (f" (commit {r['commit']})" if r.get("commit") else ""), "",
-             "| model | px | optimizer, epochs, lr | Keras acc | default int8 acc | converter int8 acc | default agreement [95 % CI] "
+             "| model | seed | px | optimizer, epochs, lr | Keras acc | default int8 acc | converter int8 acc | default agreement [95 % CI] "
              "| differ (digits) | converter agreement [95 % CI] | differ (digits) | train s | load |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in r["models"]:
         acc, ag = m["accuracy"], m["agreement"]
         cell = lambda g: (agreement_cell(ag[g]), f"{ag[g]['differ']} ({ag[g]['distinct_digits_differ']})")
         d, c = cell("default"), cell("converter")
         label = m["model"] + (f" at widths {'-'.join(map(str, m['widths']))}" if m.get("widths") else "")
-        lines.append(f"| {label} | {m['size']} | {m.get('optimizer', 'adamw')}, {m['epochs']}, {m['lr']:g} | {100 * acc['keras']:.2f} | {100 * acc['default']:.2f} | "
+        lines.append(f"| {label} | {m.get('seed', a['seed'])} | {m['size']} | {m.get('optimizer', 'adamw')}, {m['epochs']}, {m['lr']:g} | {100 * acc['keras']:.2f} | {100 * acc['default']:.2f} | "
                      f"{100 * acc['converter']:.2f} | {d[0]} | {d[1]} | {c[0]} | {c[1]} | {m['train_seconds']:.0f} | "
                      f"{m['load_after'][0]} |")
+    arms = [m for m in r["models"] if all(g in m["agreement"] for g in CLE_ARMS)]
+    if arms:
+        lines += ["", "Cross-layer equalization (`export(..., cross_layer_equalization=...)`): agreement of the "
+                      "default int8 file with each setting (False; \"weights\": DFQ's data-free ranges; "
+                      "\"activations\": calibration peaks of the tensor between the two layers), same model:", "",
+                  "| model | seed | Keras acc | no CLE | CLE weights (DFQ) | CLE activations | load |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for m in arms:
+            cells = " | ".join(agreement_cell(m["agreement"][g]) for g in CLE_ARMS)
+            lines.append(f"| {m['model']} | {m.get('seed', a['seed'])} | {100 * m['accuracy']['keras']:.2f} | {cells} | "
+                         f"{m['load_after'][0]} |")
     for m in r["models"]:
         if m.get("worst_steps"):
             lines += ["", f"{m['model']}: tensors where the default file's error (relative RMSE vs the float32 file, on "
@@ -253,12 +281,12 @@ def render(r):
     return "\n".join(lines) + "\n"
 
 
-def run_model(args, name, workdir):
-    """`measure` of model `name` on the digits at its input size."""
+def run_model(args, name, seed, workdir):
+    """`measure` of model `name` trained from `seed` on the digits at its input size."""
     from keras_mobile.commands.demo import load_digits_rgb
     size = input_size(name, args.size)
     data = load_digits_rgb(size)
-    return measure(args, name, size, data, held_out(*data[1], args.variants), workdir)
+    return measure(args, name, seed, size, data, held_out(*data[1], args.variants), workdir)
 
 
 def parse_args(argv=None):
@@ -267,9 +295,11 @@ def parse_args(argv=None):
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=None, help="default: the family's entry in RECIPES")
     p.add_argument("--lr", type=float, default=None, help="default: the family's entry in RECIPES")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, nargs="+", default=[0], help="training seeds (one model each)")
     p.add_argument("--variants", type=int, default=7, help="perturbed copies of each held-out digit")
     p.add_argument("--calibration", type=int, default=200)
+    p.add_argument("--cle-arms", action="store_true",
+                   help="also export the default int8 file with each cross_layer_equalization setting (CLE_ARMS)")
     p.add_argument("--drift-images", type=int, default=40, help="0: no drift report")
     p.add_argument("--cache", default=os.path.expanduser("~/.cache/keras_mobile/int8_agreement"),
                    help="folder of the trained .keras models (reused by later runs)")
@@ -287,12 +317,14 @@ def main(argv=None):
               "commit": commit.stdout.strip(), "held_out": 360 * (1 + args.variants), "load_before": os.getloadavg()})
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models:
-            m = run_model(args, name, workdir)
-            old = [o for o in r["models"] if o["model"] == name]
-            if not m["train_seconds"] and old:          # a cached model: keep when it was trained
-                m["train_seconds"] = old[0]["train_seconds"]
-            r["models"] = [o for o in r["models"] if o["model"] != name] + [m]
-            write_result(args.out, r, render(r))
+            for seed in args.seed:
+                m = run_model(args, name, seed, workdir)
+                same = lambda o: o["model"] == name and o.get("seed", 0) == seed  # noqa: E731
+                old = [o for o in r["models"] if same(o)]
+                if not m["train_seconds"] and old:          # a cached model: keep when it was trained
+                    m["train_seconds"] = old[0]["train_seconds"]
+                r["models"] = [o for o in r["models"] if not same(o)] + [m]
+                write_result(args.out, r, render(r))
     print(render(r))
 
 

@@ -2,8 +2,8 @@
 
 Layer iteration (`leaf_layers`, `all_layers`, `sublayers`), the topological walk of a functional
 model (`layer_calls`, `nodes_in_order`), the way back from a tensor to the layer that made it
-(`producer`), and activation lookup (`activation_name`) live here, so the rest of the package
-never touches private Keras API. Every private attribute is marked `# private API, checked on
+(`producer`) and forward to the calls reading it (`tensor_consumers`), and activation lookup
+(`activation_name`) live here, so the rest of the package never touches private Keras API. Every private attribute is marked `# private API, checked on
 Keras <KERAS_CHECKED>`: when a Keras upgrade breaks one, this file is the only place to look
 (`tests/test_graph.py` exercises each of them).
 """
@@ -78,6 +78,15 @@ def layer_calls(model):
             if keys is None or make_node_key(op, i) in keys:
                 out.append((op, node))
     return out
+
+
+def tensor_consumers(model):
+    """{id(symbolic tensor): [(layer, node)] of this model's layer calls that read it}."""
+    readers = {}
+    for layer, node in layer_calls(model):
+        for t in node.input_tensors:
+            readers.setdefault(id(t), []).append((layer, node))
+    return readers
 
 
 def call_input_shapes(layer):

@@ -55,6 +55,16 @@ def test_producer_and_operations_between():
     assert sorted(l.name for l in between) == ["add", "fc", "gap", "inner", "shared"]
 
 
+def test_tensor_consumers():
+    outer, _, _ = _nested()
+    readers = graph.tensor_consumers(outer)
+    # the input feeds the nested model and `shared` (this model's call of it, not the other model's)
+    assert sorted(l.name for l, _ in readers[id(outer.inputs[0])]) == ["inner", "shared"]
+    add_out = [n for l, n in graph.layer_calls(outer) if l.name == "add"][0].output_tensors[0]
+    assert [l.name for l, _ in readers[id(add_out)]] == ["gap"]
+    assert id(outer.outputs[0]) not in readers
+
+
 def test_sublayers_and_built_shape():
     block = MobileOneBlock(8, 3, se_channels=2, name="b")
     assert graph.built_input_shape(block) is None

@@ -158,6 +158,12 @@ class MobileOneBlock(keras.layers.Layer):
         `tflite.dead_inputs`): the fused conv's; none for a depthwise block or the train-time form."""
         return [self.reparam_conv.kernel] if self.inference_mode and not self.depthwise else []
 
+    def equalization_conv(self):
+        """The conv this block is ReLU(conv(zero-padded input)) of, for int8 export's cross-layer
+        equalization (`tflite.equalization`): the fused conv; None for the train-time form or
+        with SE (its gate reads the conv's output)."""
+        return self.reparam_conv if self.inference_mode and not self.se_channels else None
+
     def fused(self):
         """A new block in inference mode holding the folded weights."""
         cfg = {**self.get_config(), "inference_mode": True}

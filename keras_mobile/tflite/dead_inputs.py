@@ -26,13 +26,9 @@ def input_kernels(layer):
     return []
 
 
-def dead_input_channels(model, samples, batch_size=32):
-    """[(layer, channel indices)] of every layer with `input_kernels` whose input channels are
-    exactly zero on all `samples` (arrays shaped like the model input, batch first)."""
-    calls = [(layer, node) for layer, node in graph.layer_calls(model) if input_kernels(layer)]
-    if not calls:
-        return []
-    tensors = [node.input_tensors[0] for _, node in calls]
+def channel_peaks(model, tensors, samples, batch_size=32):
+    """[max |value| per channel (last axis)] of each symbolic tensor of `model` over `samples`
+    (arrays shaped like the model input, batch first)."""
     peaks = keras.Model(model.input, [keras.ops.max(keras.ops.abs(t), axis=tuple(range(len(t.shape) - 1)))
                                        for t in tensors])
     x = np.concatenate(samples)
@@ -40,6 +36,16 @@ def dead_input_channels(model, samples, batch_size=32):
     for i in range(0, len(x), batch_size):
         out = [np.asarray(o) for o in peaks(x[i:i + batch_size], training=False)]
         peak = out if peak is None else [np.maximum(a, b) for a, b in zip(peak, out)]
+    return peak
+
+
+def dead_input_channels(model, samples, batch_size=32):
+    """[(layer, channel indices)] of every layer with `input_kernels` whose input channels are
+    exactly zero on all `samples` (arrays shaped like the model input, batch first)."""
+    calls = [(layer, node) for layer, node in graph.layer_calls(model) if input_kernels(layer)]
+    if not calls:
+        return []
+    peak = channel_peaks(model, [node.input_tensors[0] for _, node in calls], samples, batch_size)
     dead = {}
     for (layer, _), p in zip(calls, peak):       # a layer called twice: dead in every call
         zero = set(np.flatnonzero(p == 0).tolist())
