@@ -83,9 +83,10 @@ def pairs(group):
     return [(group[0], p) for p in group[1:]]
 
 
-def build(name):
-    """The Keras model for a benchmark name (random weights, no preprocessing layer: timm and
-    keras.applications baselines get the same normalised input)."""
+def build(name, include_preprocessing=False):
+    """The Keras model for a benchmark name (random weights, no preprocessing layer by default: timm and
+    keras.applications baselines get the same normalised input; include_preprocessing=True builds a
+    keras_mobile model as users get it, taking raw pixels)."""
     import keras
     apps, base, tag = parse(name)
     minimal = tag == "minimal"
@@ -93,7 +94,7 @@ def build(name):
         return getattr(keras.applications, base)(weights=None, input_shape=(224, 224, 3),
                                                    include_preprocessing=False, minimalistic=minimal)
     import keras_mobile
-    kwargs = {"weights": None, "include_preprocessing": False}
+    kwargs = {"weights": None, "include_preprocessing": include_preprocessing}
     if tag == "mha":   # the ablation has no pretrained config: use the MQA model's input size
         from keras_mobile.applications.registry import entry
         size = entry(base).default_size

@@ -11,7 +11,9 @@ int8 ranges and XNNPACK's ADD scale check depend on): three files, float32 (`exp
 "converter" int8 (TFLiteConverter's graph as it comes: HARD_SWISH ops, int8 SOFTMAX tail) and
 "default" int8 (`export(..., "int8")`: hard-swish as MUL/ADD+RELU6/MUL, softmax on the
 dequantized logits). The three are timed in interleaved rounds per thread count
-(bench_workers.interleaved); int8/fp32 is the median of per-round ratios. Partitions and ops
+(bench_workers.interleaved) by `latency_timing.invoke_clock` (1 thread: the invoke's CPU time, so
+preemption by other jobs does not count; 2 threads: wall time); int8/fp32 is the median of
+per-round ratios. Partitions and ops
 left outside XNNPACK come from keras_mobile.tflite.inspect.xnnpack_partitions. Writes
 results/int8_fast_path.json and .md after every model.
 
@@ -35,9 +37,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import bench_models  # noqa: E402
-from _setup import host_line, write_result  # noqa: E402
+from _setup import Run, host_line, run_line, write_result  # noqa: E402
 from keras_mobile.analysis.hardware import describe_host  # noqa: E402
 import bench_workers  # noqa: E402
+from keras_mobile.analysis.latency_timing import invoke_clock  # noqa: E402
 
 CONV_MODELS = ["MobileNetV3Small", "MobileNetV4ConvS", "MobileOneS0[fused]", "MobileNetV3Large",
                "MobileNetV3Small[minimal]", "MobileNetV3Large[minimal]", "MobileNetV4ConvM", "MobileOneS1[fused]",
@@ -48,6 +51,8 @@ HEAD_MODELS = ["SSDLite/MobileNetV4ConvS", "SSDLite/MobileNetV3Large", "LRASPP/M
 ATTENTION_MODELS = ["MobileNetV4HybridM", "EfficientFormerL1", "EfficientFormerL3", "MobileNetV4HybridL",
                     "EfficientFormerL7"]
 SETS = {"conv": CONV_MODELS, "heads": HEAD_MODELS, "attention": ATTENTION_MODELS}
+PREPROCESSING = {True: " Conv models with their 'preprocessing' layer (raw [0, 255] pixels in, as users build them).",
+                 False: " Conv models without their 'preprocessing' layer (normalised input, as bench_models builds them)."}
 
 
 def head_files(name, workdir, calib_n):
@@ -67,7 +72,7 @@ def head_files(name, workdir, calib_n):
     return paths, size, report
 
 
-def files(name, workdir, calib_n, dynamic=False):
+def files(name, workdir, calib_n, dynamic=False, preprocessing=False):
     from keras_mobile.tflite import export
     from keras_mobile.files import write_atomic
     from keras_mobile.tflite.export import converter_for
@@ -76,7 +81,7 @@ def files(name, workdir, calib_n, dynamic=False):
     if "/" in name:
         paths, size, report = head_files(name, workdir, calib_n)
     else:
-        model = bench_models.build(name)
+        model = bench_models.build(name, include_preprocessing=preprocessing)
         size = tuple(model.inputs[0].shape[1:])
         x = np.random.default_rng(0).uniform(0, 255, (calib_n,) + size).astype("float32")
         set_bn_statistics(model, x[:8])
@@ -97,17 +102,19 @@ def files(name, workdir, calib_n, dynamic=False):
     return paths, info
 
 
-def measure(name, threads, rounds, calib_n, dynamic=False):
+def measure(name, threads, rounds, calib_n, dynamic=False, preprocessing=False):
     with tempfile.TemporaryDirectory() as workdir:
-        paths, info = files(name, workdir, calib_n, dynamic)
+        paths, info = files(name, workdir, calib_n, dynamic, preprocessing)
         blobs = {q: open(p, "rb").read() for q, p in paths.items()}
     info["timing"] = {}
     for t in threads:
         fns = {q: bench_workers._interpreter(b, t).invoke for q, b in blobs.items()}
         load = os.getloadavg()[0]
-        times = bench_workers.interleaved(fns, runs=rounds, warmup=5, budget=float("inf"), min_runs=rounds)
+        times = bench_workers.interleaved(fns, runs=rounds, warmup=5, budget=float("inf"), min_runs=rounds,
+                                          clock=invoke_clock(t))
         info["timing"][f"t{t}"] = {
-            "load1": load, **{f"{q}_ms": bench_workers.summary(v, 1)["ms"] for q, v in times.items()},
+            "load1": load, "clock": "cpu" if t == 1 else "wall",
+            **{f"{q}_ms": bench_workers.summary(v, 1)["ms"] for q, v in times.items()},
             "converter_over_fp32": (bench_workers.ratio(times["converter"], times["fp32"])
                                     if "converter" in times else None),
             "default_over_fp32": bench_workers.ratio(times["default"], times["fp32"]),
@@ -117,8 +124,10 @@ def measure(name, threads, rounds, calib_n, dynamic=False):
 
 def render(r):
     lines = ["# int8 fast path: default int8 export vs the converter's int8 graph vs float32 (LiteRT, batch 1)", "",
-             f"{host_line(r)}, shared with other jobs (1-min load per row). Random weights with "
-             f"BatchNorm statistics from random pixels. Ratios: medians of per-round ratios, files timed interleaved.", "",
+             f"{host_line(r)}, shared with other jobs (1-min load per row).{PREPROCESSING.get(r.get('preprocessing'), '')} "
+             f"Random weights with "
+             f"BatchNorm statistics from random pixels. Ratios: medians of per-round ratios, files timed interleaved "
+             f"(clock: {clocks(r)}).", "",
              "| model | input | threads | load | fp32 ms | converter int8 / fp32 | default int8 / fp32 | partitions converter -> default | left outside XNNPACK (default) |",
              "|---|---|---:|---:|---:|---:|---:|---|---|"]
     islands, dynamic = [], []
@@ -138,6 +147,8 @@ def render(r):
         dynamic += [f"- {name}, {t[1:]} thread(s): dynamic / fp32 {row['dynamic_over_fp32']:.3f} ({m['dynamic']['partitions']} "
                     f"partitions; outside XNNPACK: {', '.join(f'{op} x{n}' for op, n in Counter(m['dynamic']['undelegated']).items()) or '-'})"
                     for t, row in m["timing"].items() if "dynamic_over_fp32" in row]
+    if "wall_s" in r:           # runs before the run was recorded have only their command and date
+        lines += ["", run_line(r)]
     if islands:
         lines += ["", "Float islands of the default file (int8 ops XNNPACK refuses, run as DEQUANTIZE -> float op -> "
                   "QUANTIZE inside its partition; `keras_mobile/tflite/float_islands.py`):", ""] + islands
@@ -155,21 +166,34 @@ def main(argv=None):
     p.add_argument("--calibration", type=int, default=16)
     p.add_argument("--dynamic", action="store_true",
                    help="also time export(..., 'dynamic') (int8 weights, float activations)")
+    p.add_argument("--preprocessing", action="store_true",
+                   help="conv models as users build them: with the 'preprocessing' layer (raw [0, 255] pixels in); "
+                        "default: without it, as the other benchmarks time them")
     p.add_argument("--out", default=os.path.join(HERE, "results", "int8_fast_path"))
     args = p.parse_args(argv)
     args.models = [m for name in args.models for m in SETS.get(name, [name])]
+    run = Run("int8_fast_path.py", argv)
     r = {"command": " ".join(["int8_fast_path.py"] + (argv or sys.argv[1:])),
          **describe_host(),
-         "date": time.strftime("%Y-%m-%d %H:%M"), "models": {}}
+         "date": time.strftime("%Y-%m-%d %H:%M"), "preprocessing": args.preprocessing, "models": {}}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     for name in args.models:
         try:
-            r["models"][name] = measure(name, args.threads, args.rounds, args.calibration, args.dynamic)
+            r["models"][name] = measure(name, args.threads, args.rounds, args.calibration, args.dynamic,
+                                        args.preprocessing)
         except Exception as e:  # noqa: BLE001  (keep what was measured)
             r["models"][name] = {"error": (str(e).strip().splitlines() or ["?"])[-1][:300]}
         print(json.dumps({name: r["models"][name]}), flush=True)
+        r.update(run.record())
         write_result(args.out, r, render(r))
     print(render(r))
+
+
+def clocks(r):
+    """How the rows were timed: runs before the clock was recorded timed wall time at every thread count."""
+    kinds = {f"{t[1:]} thread(s) {row.get('clock', 'wall')} time" for m in r["models"].values()
+             for t, row in m.get("timing", {}).items()}
+    return ", ".join(sorted(kinds)) or "-"
 
 
 def island_kinds(islands):
