@@ -3,12 +3,12 @@
 keras_mobile models normalise raw [0, 255] pixels inside the graph with a per-channel
 `Rescaling` (scale 1/(255 std), offset -mean/std). The converter writes it as MUL and ADD by
 [3]-vectors broadcast over the image. XNNPACK runs such a binary op as one microkernel call per
-pixel (rows of 3 values), so on a small int8 model those two ops cost as much as the convs:
-a 48 px hard_digits MobileNetV3Small's default int8 file took 0.14 ms against 0.10 ms for the
-same file with the scaling as one DEPTHWISE_CONV_2D (the form `quantize_model` exports;
-benchmarks/results/int8_fast_path.md). A 1x1 depthwise conv with a bias is the same function,
-and in int8 it is also one rounding instead of two: each channel's single weight quantizes
-exactly with a per-channel scale, the offset goes into the int32 bias.
+pixel (rows of 3 values), so those two ops cost as much as a third of a small int8 model: the
+default int8 file of MobileNetV3Small at 224 px went from 1.04x to 0.67x the fp32 time with the
+scaling as one DEPTHWISE_CONV_2D (the form `quantize_model` exports; benchmarks/int8_ptq_forms.py).
+A 1x1 depthwise conv with a bias is the same function, and in int8 it also rounds once instead
+of twice: each channel's single weight quantizes exactly with a per-channel scale, the offset
+goes into the int32 bias.
 """
 import keras
 import numpy as np
@@ -33,13 +33,15 @@ def per_channel_affine(layer, channels):
 
 
 def broadcast_affine(layer):
-    """True for a `Rescaling` / `Normalization` on 4D channels-last tensors whose scale or offset
-    differs between channels: the case the converter writes as broadcast MUL/ADD by a vector."""
+    """True for a `Rescaling` with a per-channel (vector) scale or offset, or a `Normalization`, on 4D
+    channels-last tensors: the case the converter writes as broadcast MUL/ADD by a vector (even
+    when its entries are equal; a scalar Rescaling(1/255) is a MUL by a scalar, which XNNPACK runs
+    at full speed)."""
     shapes = [tuple(t.shape) for t in _inputs(layer)]
-    if not shapes or any(len(s) != 4 or s[-1] is None for s in shapes):
+    if not shapes or any(len(s) != 4 or s[-1] is None for s in shapes) \
+            or per_channel_affine(layer, shapes[0][-1]) is None:
         return False
-    affine = per_channel_affine(layer, shapes[0][-1])
-    return affine is not None and any(np.ptp(a) > 0 for a in affine)
+    return not isinstance(layer, keras.layers.Rescaling) or np.size(layer.scale) > 1 or np.size(layer.offset) > 1
 
 
 def _inputs(layer):

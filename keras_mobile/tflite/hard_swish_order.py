@@ -5,7 +5,7 @@ converter would fuse the gate form back into a HARD_SWISH op, which XNNPACK does
 Its int8 ops are ADD(x, 3)+RELU6 -> a, MUL(x, 1/6) -> m, MUL(a, m). With the same three op kinds
 wired as QAT files have them, ADD(x, 3)+RELU6 -> a, MUL(a, 1/6) -> g, MUL(x, g), XNNPACK ran a
 MobileNetV3Small file 20-25 % faster (the ops take the same time one by one, so it is a whole-graph
-effect of XNNPACK; measured, not explained: benchmarks/results/int8_fast_path.md). `gate_first`
+effect of XNNPACK; measured, not explained: benchmarks/int8_ptq_forms.py). `gate_first`
 rewires the converted file; the integers are the same: m is x requantized to scale s_x / 6 with
 x's zero point (its calibrated range is x's / 6), and g becomes a requantized the same way, so the
 last MUL multiplies the same two integer factors in the other order.

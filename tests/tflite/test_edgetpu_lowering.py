@@ -71,6 +71,7 @@ def test_int8_pool_mixer_is_a_delegated_depthwise_conv(tmp_path):
 
 @pytest.mark.parametrize("make", [
     lambda: keras.layers.Rescaling([1 / 58.4, 1 / 57.1, 1 / 57.4], offset=[-2.12, -2.04, -1.80]),
+    lambda: keras.layers.Rescaling([1 / 127.5] * 3, offset=[-1.0] * 3),       # equal entries: still a vector MUL
     lambda: keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[3400.0, 3300.0, 3200.0])])
 def test_input_scaling_as_depthwise_is_exact(make):
     """A per-channel Rescaling / Normalization of raw pixels, as the default int8 export rewrites it

@@ -1,0 +1,116 @@
+"""Why the default int8 (PTQ) file ran slower than the QAT one: its graph forms, timed side by side.
+
+    PYTHONPATH=. python benchmarks/int8_ptq_forms.py                     # MobileNetV3Small/Large, 224 px
+    PYTHONPATH=. python benchmarks/int8_ptq_forms.py --models MobileNetV3Small --size 48 --rounds 600
+
+Per model (as users build it: raw [0, 255] pixels in, its 'preprocessing' Rescaling inside; random
+weights, BatchNorm statistics from random pixels) these files, timed in interleaved rounds
+(`bench_workers.interleaved`, clock `latency_timing.invoke_clock`: CPU time at 1 thread, wall time
+at 2), each ratio the median of per-round ratios against fp32:
+  * fp32: `export(model, path)`; fp32_dw: the same with the input scaling as a 1x1 depthwise conv
+    (what the default int8 export does; the float32 export does not);
+  * int8_before: the default int8 export with both rewrites below switched off (the form of the
+    commits before 8217c62): the converter's MUL/ADD by a 3-vector for the input scaling and the
+    hard-swish MULs in the converter's order, relu6(x+3) * (x/6);
+  * int8_scaling: only the input scaling rewritten (`tflite/affine_as_depthwise.py`);
+  * int8: the default export (also the hard-swish MULs in gate order, `tflite/hard_swish_order.py`);
+  * qat: `quantize_model(model, calibration_data=...)` exported int8, not trained (its graph forms
+    are what matters here).
+The two rewrites are switched off by replacing the functions that make them for the run (the export
+has no option for the old forms). Writes results/int8_ptq_forms.json and .md.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+from unittest import mock
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
+import bench_workers  # noqa: E402
+from _setup import Run, host_line, run_line, write_result  # noqa: E402
+
+FORMS = ("fp32", "fp32_dw", "int8_before", "int8_scaling", "int8", "qat")
+
+
+def forms(name, size, workdir, calib_n=16):
+    """{form: .tflite bytes} of one model."""
+    import keras
+
+    import keras_mobile
+    from keras_mobile.tflite import edgetpu_lowering, export, quantize_model
+    from keras_mobile.tflite.affine_as_depthwise import AffineAsDepthwise, broadcast_affine
+    from keras_mobile.tflite.representative import set_bn_statistics
+    model = getattr(keras_mobile, name)(weights=None, input_shape=(size, size, 3))
+    x = np.random.default_rng(0).uniform(0, 255, (calib_n, size, size, 3)).astype("float32")
+    set_bn_statistics(model, x[:8])
+    path = {f: os.path.join(workdir, f + ".tflite") for f in FORMS}
+    int8 = dict(representative_data=x, num_calibration_steps=calib_n, progress=False)
+    export(model, path["fp32"], progress=False)
+    export(keras.models.clone_model(model, clone_function=lambda l: AffineAsDepthwise(l) if broadcast_affine(l) else l),
+           path["fp32_dw"], progress=False)
+    export(model, path["int8"], "int8", **int8)
+    old_lowering = edgetpu_lowering.edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False,
+                                                     pool_as_depthwise=True)
+    with mock.patch("keras_mobile.tflite.hard_swish_order.gate_first", lambda data: (data, 0)):
+        export(model, path["int8_scaling"], "int8", **int8)
+        with mock.patch("keras_mobile.tflite.edgetpu_lowering.xnnpack_int8_friendly", lambda m: old_lowering):
+            export(model, path["int8_before"], "int8", **int8)
+    export(quantize_model(model, calibration_data=x, calibration_steps=calib_n), path["qat"], "int8", progress=False)
+    return {f: open(p, "rb").read() for f, p in path.items()}
+
+
+def measure(name, size, threads, rounds):
+    with tempfile.TemporaryDirectory() as workdir:
+        blobs = forms(name, size, workdir)
+    out = {}
+    for t in threads:
+        from keras_mobile.analysis.latency_timing import invoke_clock
+        fns = {f: bench_workers._interpreter(b, t).invoke for f, b in blobs.items()}
+        load = os.getloadavg()[0]
+        times = bench_workers.interleaved(fns, runs=rounds, warmup=10, budget=float("inf"), min_runs=rounds,
+                                          clock=invoke_clock(t))
+        out[f"t{t}"] = {"load1": load, "clock": "cpu" if t == 1 else "wall",
+                        "ms": {f: bench_workers.summary(v, 1)["ms"] for f, v in times.items()},
+                        "over_fp32": {f: bench_workers.ratio(v, times["fp32"]) for f, v in times.items()}}
+    return out
+
+
+def render(r):
+    lines = ["# Default int8 (PTQ) graph forms vs fp32 and QAT (LiteRT + XNNPACK, batch 1)", "",
+             f"{host_line(r)}, shared with other jobs. Models with their 'preprocessing' input scaling, random weights. "
+             f"Each cell: time / fp32 time, median of per-round ratios ({r['rounds']} interleaved rounds; 1 thread "
+             f"CPU time, 2 threads wall time); fp32 ms in its own column. Forms: see benchmarks/int8_ptq_forms.py.", "",
+             "| model | px | threads | load | fp32 ms | " + " | ".join(FORMS[1:]) + " |",
+             "|---|---:|---:|---:|---:|" + "---:|" * (len(FORMS) - 1)]
+    for key, m in r["models"].items():
+        name, size = key.rsplit("@", 1)
+        for t, row in m.items():
+            lines.append(f"| {name} | {size} | {t[1:]} | {row['load1']:.1f} | {row['ms']['fp32']:.2f} | "
+                         + " | ".join(f"{row['over_fp32'][f]:.3f}" for f in FORMS[1:]) + " |")
+    return "\n".join(lines + ["", run_line(r)]) + "\n"
+
+
+def main(argv=None):
+    from keras_mobile.analysis.hardware import describe_host
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=["MobileNetV3Small", "MobileNetV3Large"])
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=300)
+    p.add_argument("--out", default=os.path.join(HERE, "results", "int8_ptq_forms"))
+    args = p.parse_args(argv)
+    run = Run("int8_ptq_forms.py", argv)
+    r = {**describe_host(), "date": time.strftime("%Y-%m-%d %H:%M"), "rounds": args.rounds, "models": {}}
+    for name in args.models:
+        r["models"][f"{name}@{args.size}"] = measure(name, args.size, args.threads, args.rounds)
+        r.update(run.record())
+        write_result(args.out, r, render(r))
+    print(render(r))
+
+
+if __name__ == "__main__":
+    main()
