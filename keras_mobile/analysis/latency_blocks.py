@@ -101,11 +101,32 @@ def _unwrap(model):
     return model
 
 
+def _indexed(name):
+    """Whether a block name carries a module index ("blocks.2.0", "stages.1.downsample"); the
+    stem and head layers of the package's models ("conv_stem", "bn1", "global_pool") do not."""
+    return any(t.isdigit() for t in _TOKEN.findall(name))
+
+
+def _merge(a, b, name=None):
+    merged = Block(name or a.name)
+    merged.items = a.items + b.items
+    return merged
+
+
 def blocks(model):
     """The model's blocks, in order (consecutive layers with the same block_of key). A block that
     reads more than one tensor from outside is merged with the blocks before it until it reads
     one (EfficientFormer's `head_average` of the `head` and `head_dist` Dense layers becomes one
-    `head` block): a block is timed as a single-input model."""
+    `head` block): a block is timed as a single-input model.
+
+    Consecutive blocks without a module index (the stem's `preprocessing`, `conv_stem.pad`,
+    `conv_stem`, `bn1`, `act1`; the head's `global_pool` ... `classifier`) are one block, named
+    "first..last": timed apart they are not the ops the whole model runs. In the whole file
+    the converter folds `bn1` into the conv and fuses `act1`, and XNNPACK folds the stem's
+    explicit PAD into the conv; cut apart, each is an op of its own (MobileNetV3Small's 224 px
+    stem PAD alone took 0.43 ms, a quarter of the whole model, and is free in it), and the
+    preprocessing MUL/ADD followed by the stem conv costs more (0.60 ms) than the two timed
+    apart (0.25 + 0.20 ms; benchmarks/latency_block_cuts.py)."""
     model = _unwrap(model)
     grouped, by_name = [], {}
     for layer, node in graph.layer_calls(model):
@@ -114,11 +135,18 @@ def blocks(model):
             by_name[b] = Block(b)
             grouped.append(by_name[b])
         by_name[b].items.append((layer, node))
-    out = []
+    single = []
     for b in grouped:
-        while len(b.external_inputs()) > 1 and out:
-            merged = Block(out[-1].name)
-            merged.items = out.pop().items + b.items
-            b = merged
+        while len(b.external_inputs()) > 1 and single:
+            b = _merge(single.pop(), b)
+        single.append(b)
+    out = []
+    for b in single:
+        prev = out[-1] if out else None
+        if prev is not None and not _indexed(b.name) and not _indexed(prev.name.split("..")[0]):
+            merged = _merge(prev, b, f"{prev.name.split('..')[0]}..{b.name}")
+            if len(merged.external_inputs()) == 1:
+                out[-1] = merged
+                continue
         out.append(b)
     return out

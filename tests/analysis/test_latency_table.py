@@ -32,19 +32,19 @@ def test_block_names():
 def test_blocks_and_shared_keys():
     m = _tiny()
     bs = lt.blocks(m)
-    assert [b.name for b in bs] == ["conv_stem", "bn1", "blocks.0.0", "blocks.0.1", "global_pool", "classifier"]
-    assert bs[2].key() == bs[3].key() and bs[0].key() != bs[2].key()
-    sub = bs[2].to_model()
+    assert [b.name for b in bs] == ["conv_stem..bn1", "blocks.0.0", "blocks.0.1", "global_pool..classifier"]
+    assert bs[1].key() == bs[2].key() and bs[0].key() != bs[1].key()
+    sub = bs[1].to_model()
     assert tuple(sub.inputs[0].shape) == (1, 8, 8, 8) and tuple(sub.outputs[0].shape) == (1, 8, 8, 8)
 
 
 def test_predict_tiny(tmp_path):
     m = _tiny()
     table = lt.LatencyTable(num_threads=1)
-    assert table.measure_model(m, runs=3) == 5          # the repeated block is measured once
+    assert table.measure_model(m, runs=3) == 3          # the repeated block is measured once
     assert table.measure_model(m, runs=3) == 0
     pred, rows = table.predict(m, breakdown=True)
-    assert len(rows) == 6 and pred > 0
+    assert len(rows) == 4 and pred > 0
     assert pred == pytest.approx(sum(s for _, s in rows) + table.overhead)
     path = table.save(str(tmp_path / "lut.json"))
     again = lt.LatencyTable.load(path)
@@ -56,20 +56,60 @@ def test_predict_tiny(tmp_path):
 
 def test_a_two_input_head_is_one_block_and_is_timed(tmp_path):
     """EfficientFormer's top: two Dense heads averaged (`head_average` reads two tensors). Each
-    block is timed as a single-input file, so the average joins the heads it reads: one `head`
-    block with the pooled features as its input, which the host table measures."""
+    block is timed as a single-input file, so the average joins the heads it reads: one block
+    with the pooled features as its input, which the host table measures. (The layers carry
+    module indices here: un-indexed head layers are one block anyway.)"""
     x = keras.Input((8, 8, 3), name="input")
     y = keras.layers.Conv2D(8, 3, name="conv_stem")(x)
-    y = keras.layers.GlobalAveragePooling2D(name="global_pool")(y)
-    y = keras.layers.Average(name="head_average")([keras.layers.Dense(4, name="head")(y),
-                                                   keras.layers.Dense(4, name="head_dist")(y)])
+    y = keras.layers.Conv2D(8, 1, name="stages-0-blocks-0-conv")(y)
+    y = keras.layers.GlobalAveragePooling2D(name="stages-0-blocks-1-pool")(y)
+    y = keras.layers.Average(name="stages-0-blocks-4-average")(
+        [keras.layers.Dense(4, name="stages-0-blocks-2-head")(y), keras.layers.Dense(4, name="stages-0-blocks-3-dist")(y)])
     m = keras.Model(x, keras.layers.Activation("softmax", name="predictions")(y))
     bs = lt.blocks(m)
-    assert [b.name for b in bs] == ["conv_stem", "global_pool", "head", "predictions"]
-    assert [len(b.external_inputs()) for b in bs] == [1, 1, 1, 1]
-    assert [type(l).__name__ for l, _ in bs[2].items] == ["Dense", "Dense", "Average"]
+    assert [b.name for b in bs] == ["conv_stem", "stages.0.blocks.0", "stages.0.blocks.1", "stages.0.blocks.2",
+                                    "predictions"]
+    assert [len(b.external_inputs()) for b in bs] == [1, 1, 1, 1, 1]
+    assert [type(l).__name__ for l, _ in bs[3].items] == ["Dense", "Dense", "Average"]
     table = lt.LatencyTable(num_threads=1)
-    assert table.measure_model(m, runs=3) == 4 and table.predict(m) > 0
+    assert table.measure_model(m, runs=3) == 5 and table.predict(m) > 0
+
+
+def _stem_model():
+    x = keras.Input((32, 32, 3), name="image")
+    y = keras.layers.Rescaling(scale=[0.02, 0.02, 0.02], offset=[-1.0, -1.0, -1.0], name="preprocessing")(x)
+    y = keras.layers.ZeroPadding2D(1, name="conv_stem-pad")(y)
+    y = keras.layers.Conv2D(8, 3, strides=2, use_bias=False, name="conv_stem")(y)
+    y = keras.layers.BatchNormalization(name="bn1")(y)
+    y = keras.layers.Activation("hard_swish", name="act1")(y)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", name="blocks-0-0-conv_dw")(y)
+    y = keras.layers.GlobalAveragePooling2D(name="global_pool")(y)
+    return keras.Model(x, keras.layers.Dense(4, name="classifier")(y), name="stem_model")
+
+
+def test_stem_and_head_layers_are_one_block_each_as_the_whole_file_runs_them():
+    """The un-indexed stem layers (preprocessing, pad, conv, BN, activation) are one block: in the
+    whole file BN is folded into the conv and the activation fused, so slices cut between them
+    would time ops the model does not run (a lone bn1 MUL, an unfused PAD). The stem slice runs
+    exactly the whole file's first ops."""
+    from keras_mobile.tflite.inspect import make_interpreter, op_details
+    m = _stem_model()
+    bs = lt.blocks(m)
+    assert [b.name for b in bs] == ["preprocessing..act1", "blocks.0.0", "global_pool..classifier"]
+
+    def ops(model):
+        return [d["op_name"] for d in op_details(make_interpreter(lt.to_tflite(model), delegates=False))]
+    whole, stem = ops(m), ops(bs[0].to_model())
+    assert whole[:len(stem)] == stem and whole[len(stem)] == "DEPTHWISE_CONV_2D"
+    assert "HARD_SWISH" in stem and stem.count("MUL") == whole.count("MUL") == 1   # the preprocessing's
+    assert ops(_bn_only(m)) == ["MUL"]         # bn1 cut out alone: an op the whole file does not have
+
+
+def _bn_only(m):
+    """bn1 cut out alone, as the table cut it before the stem was one block."""
+    b = lt.Block("bn1")
+    b.items = [(l, n) for blk in lt.blocks(m) for l, n in blk.items if l.name == "bn1"]
+    return b.to_model()
 
 
 def test_rank_metrics():
