@@ -23,18 +23,30 @@ def tensorflow_threads(intra=1, inter=1):
     return tf
 
 
+def commit():
+    """The checkout's short commit, "+uncommitted" appended when tracked files of the package or
+    the benchmarks differ from it (the code that ran is then not that commit's); None outside git."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args):
+        return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
+        return None
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "keras_mobile", "benchmarks")
+    return head + "+uncommitted" * bool(dirty)
+
+
 class Run:
     """A benchmark run, started when made: `record()` is what its result keeps about the run (the
     1-min load at the start and the end, the wall time, the command that repeats it, the git commit
     it ran at) and `run_line` says it in the markdown."""
 
     def __init__(self, script, argv=None):
-        import subprocess
         self.t0, self.load0 = time.time(), os.getloadavg()[0]
         self.command = f"PYTHONPATH=. python benchmarks/{script} " + " ".join(argv or sys.argv[1:])
-        git = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True)
-        self.commit = git.stdout.strip() or None        # None outside a git checkout
+        self.commit = commit()
 
     def record(self):
         return {"load1_start": self.load0, "load1_end": os.getloadavg()[0], "wall_s": time.time() - self.t0,

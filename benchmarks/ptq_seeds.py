@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _setup import write_result  # noqa: E402
+from _setup import commit, write_result  # noqa: E402
 
 
 
@@ -160,9 +159,8 @@ def main(argv=None):
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     out = args.out or os.path.join(HERE, "results", f"ptq_seeds_{args.model}_drop_outliers")
-    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     r = {"command": " ".join(["ptq_seeds.py"] + (argv or sys.argv[1:])), "args": vars(args), "seeds": [],
-         "commit": commit.stdout.strip(), "load_before": os.getloadavg()}
+         "commit": commit(), "load_before": os.getloadavg()}
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
         for seed in args.seeds:

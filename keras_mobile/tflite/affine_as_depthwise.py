@@ -19,10 +19,11 @@ def per_channel_affine(layer, channels):
     """(scale, offset) float32 arrays of length `channels` of a `Rescaling` or (non-inverted,
     last-axis) `Normalization` layer, or None when the layer is neither or not per-channel."""
     L = keras.layers
-    if isinstance(layer, L.Rescaling):
-        scale = np.broadcast_to(np.asarray(layer.scale, "float32"), (channels,))
-        offset = np.broadcast_to(np.asarray(layer.offset, "float32"), (channels,))
-        return scale.copy(), offset.copy()
+    if isinstance(layer, L.Rescaling):      # scale/offset: a scalar, a [C] vector or e.g. (1, 1, 1, C)
+        values = [np.reshape(np.asarray(v, "float32"), (-1,)) for v in (layer.scale, layer.offset)]
+        if any(v.size not in (1, channels) for v in values):
+            return None                     # not per channel (e.g. per pixel): left to the converter
+        return tuple(np.broadcast_to(v, (channels,)).copy() for v in values)
     if not isinstance(layer, L.Normalization) or getattr(layer, "invert", False) \
             or layer.axis not in ((-1,), (3,), -1, 3):
         return None

@@ -72,6 +72,8 @@ def test_int8_pool_mixer_is_a_delegated_depthwise_conv(tmp_path):
 @pytest.mark.parametrize("make", [
     lambda: keras.layers.Rescaling([1 / 58.4, 1 / 57.1, 1 / 57.4], offset=[-2.12, -2.04, -1.80]),
     lambda: keras.layers.Rescaling([1 / 127.5] * 3, offset=[-1.0] * 3),       # equal entries: still a vector MUL
+    lambda: keras.layers.Rescaling(np.array([1 / 58.4, 1 / 57.1, 1 / 57.4]).reshape(1, 1, 1, 3),  # shaped to broadcast
+                                   offset=np.array([-2.12, -2.04, -1.80]).reshape(1, 1, 3)),
     lambda: keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[3400.0, 3300.0, 3200.0])])
 def test_input_scaling_as_depthwise_is_exact(make):
     """A per-channel Rescaling / Normalization of raw pixels, as the default int8 export rewrites it
@@ -83,6 +85,15 @@ def test_input_scaling_as_depthwise_is_exact(make):
     assert any("input scaling x1" in c for c in changes), changes
     x = np.random.default_rng(0).uniform(0, 255, (2, 6, 5, 3)).astype("float32")
     np.testing.assert_allclose(lowered.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_per_pixel_scaling_is_left_alone():
+    """A Rescaling whose scale varies over pixels is no per-channel affine: exported as it was."""
+    inp = keras.Input((6, 5, 3))
+    scale = np.random.default_rng(0).uniform(0.5, 1.5, (1, 6, 5, 1)).astype("float32")
+    model = keras.Model(inp, keras.layers.Conv2D(4, 1)(keras.layers.Rescaling(scale)(inp)))
+    lowered, changes = xnnpack_int8_friendly(model)
+    assert lowered is model and changes == []
 
 
 def test_uniform_scaling_is_left_alone():
