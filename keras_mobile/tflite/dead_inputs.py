@@ -7,6 +7,17 @@ on the fused kernel's diagonal. The int8 weight scale of an output channel is se
 weight, so that one weight leaves the channel's other weights at ~0 steps and its output is lost
 (a trained MobileOneS0: relative error 0.02 -> 0.16 at one conv, benchmarks/int8_agreement.py).
 On the calibration data the zeroed weights change nothing.
+
+The same BatchNorm sits on channels that are constant but not zero (a ReLU that always fires on a
+bias, 0.1-3.3 in the trained MobileOneS0s of benchmarks/int8_agreement.py): there the fused weight
+(~250-380) cancels a bias of the same size (-1244 for 379 x 3.313), so the int8 rounding of the
+input (a step of ~0.16) times the weight swamps the output (seed 0: relative error 1.7 at
+stages-0-1, 0.026 folded). A 1x1 conv or dense layer reading such a channel (its spread on every
+calibration sample within 1 % of an int8 step of the layer input's range; those channels spread
+by less than 1e-4 of a step, while the next-flattest ones of the trained models spread by 4-44 %)
+gets value x weights folded into its bias and those weights set to 0 (`constant_inputs_folded`):
+exact up to that spread. A wider kernel also sees the zero padding at the border, where the
+channel is not constant, so it is left alone.
 """
 import contextlib
 
@@ -26,23 +37,38 @@ def input_kernels(layer):
     return []
 
 
-def channel_peaks(model, tensors, samples, batch_size=32):
-    """[max |value| per channel (last axis)] of each symbolic tensor of `model` over `samples`
+def channel_ranges(model, tensors, samples, batch_size=32):
+    """[(min, max, mean) per channel (last axis)] of each symbolic tensor of `model` over `samples`
     (arrays shaped like the model input, batch first)."""
-    peaks = keras.Model(model.input, [keras.ops.max(keras.ops.abs(t), axis=tuple(range(len(t.shape) - 1)))
-                                       for t in tensors])
+    def stats(t):
+        axes = tuple(range(len(t.shape) - 1))
+        return [keras.ops.min(t, axis=axes), keras.ops.max(t, axis=axes), keras.ops.sum(t, axis=axes)]
+
+    probe = keras.Model(model.input, [v for t in tensors for v in stats(t)])      # flat: 3 per tensor
     x = np.concatenate(samples)
-    peak = None
+    acc = None
     for i in range(0, len(x), batch_size):
-        out = [np.asarray(o) for o in peaks(x[i:i + batch_size], training=False)]
-        peak = out if peak is None else [np.maximum(a, b) for a, b in zip(peak, out)]
-    return peak
+        flat = [np.asarray(v, np.float64) for v in probe(x[i:i + batch_size], training=False)]
+        out = [flat[j:j + 3] for j in range(0, len(flat), 3)]
+        acc = out if acc is None else [[np.minimum(a[0], b[0]), np.maximum(a[1], b[1]), a[2] + b[2]]
+                                       for a, b in zip(acc, out)]
+    counts = [len(x) * int(np.prod(t.shape[1:-1])) for t in tensors]
+    return [(lo, hi, total / n) for (lo, hi, total), n in zip(acc, counts)]
+
+
+def channel_peaks(model, tensors, samples, batch_size=32):
+    """[max |value| per channel (last axis)] of each symbolic tensor of `model` over `samples`."""
+    return [np.maximum(-lo, hi) for lo, hi, _ in channel_ranges(model, tensors, samples, batch_size)]
+
+
+def _input_calls(model):
+    return [(layer, node) for layer, node in graph.layer_calls(model) if input_kernels(layer)]
 
 
 def dead_input_channels(model, samples, batch_size=32):
     """[(layer, channel indices)] of every layer with `input_kernels` whose input channels are
     exactly zero on all `samples` (arrays shaped like the model input, batch first)."""
-    calls = [(layer, node) for layer, node in graph.layer_calls(model) if input_kernels(layer)]
+    calls = _input_calls(model)
     if not calls:
         return []
     peak = channel_peaks(model, [node.input_tensors[0] for _, node in calls], samples, batch_size)
@@ -53,23 +79,81 @@ def dead_input_channels(model, samples, batch_size=32):
     return [(layer, sorted(zero)) for layer, zero in dead.values() if zero]
 
 
+def _pointwise_conv(layer):
+    """The Conv2D / Dense holding `layer`'s 1x1 kernel and bias (itself, or what a layer names with
+    `equalization_conv()`), or None: only there a constant input folds into the bias everywhere
+    (a wider kernel sees the zero padding at the border)."""
+    conv = layer.equalization_conv() if callable(getattr(layer, "equalization_conv", None)) else layer
+    if not isinstance(conv, (keras.layers.Conv2D, keras.layers.Dense)) or not conv.use_bias:
+        return None
+    if isinstance(conv, keras.layers.DepthwiseConv2D) or getattr(conv, "groups", 1) != 1:
+        return None
+    return conv if all(d == 1 for d in conv.kernel.shape[:-2]) else None
+
+
+def constant_input_channels(model, samples, batch_size=32):
+    """[(layer, conv, channel indices, values)]: input channels of a 1x1 conv or dense layer with a bias
+    (`_pointwise_conv`, called once) that hold one nonzero value on every sample, up to 1 % of an
+    int8 step of the layer input's range (a variation int8 cannot represent)."""
+    calls = [(layer, node) for layer, node in _input_calls(model) if _pointwise_conv(layer) is not None]
+    once = [c for c in calls if sum(c[0] is other for other, _ in calls) == 1]
+    if not once:
+        return []
+    ranges = channel_ranges(model, [node.input_tensors[0] for _, node in once], samples, batch_size)
+    found = []
+    for (layer, _), (lo, hi, mean) in zip(once, ranges):
+        step = (max(hi.max(), 0) - min(lo.min(), 0)) / 255
+        channels = np.flatnonzero((hi - lo <= step / 100) & (mean != 0))
+        if len(channels):
+            found.append((layer, _pointwise_conv(layer), channels.tolist(), mean[channels]))
+    return found
+
+
+@contextlib.contextmanager
+def assigned(values):
+    """Assigns each (variable, new value) of `values` inside the block and the old values back
+    after it, also when the block raises (the export's temporary weight changes)."""
+    saved = []
+    try:
+        for var, value in values:
+            old = keras.ops.convert_to_numpy(var)
+            saved.append((var, old))
+            var.assign(np.asarray(value).astype(old.dtype))
+        yield
+    finally:
+        for var, old in reversed(saved):
+            var.assign(old)
+
+
 @contextlib.contextmanager
 def dead_inputs_zeroed(model, samples):
     """Zeroes the weights reading `dead_input_channels` inside the block and restores them after;
     yields a list of "layer: channels" strings for the export report."""
-    saved, changes = [], []
+    values, changes = [], []
     for layer, channels in dead_input_channels(model, samples):
         for kernel in input_kernels(layer):
             w = keras.ops.convert_to_numpy(kernel)
             if not np.any(w[..., channels, :]):
                 continue
-            saved.append((kernel, w))
             zeroed = w.copy()
             zeroed[..., channels, :] = 0
-            kernel.assign(zeroed)
+            values.append((kernel, zeroed))
             changes.append(f"{layer.name}: {len(channels)} of {w.shape[-2]}")
-    try:
+    with assigned(values):
         yield changes
-    finally:
-        for kernel, w in saved:
-            kernel.assign(w)
+
+
+@contextlib.contextmanager
+def constant_inputs_folded(model, samples):
+    """Folds `constant_input_channels` into the bias (bias += value x weights; weights 0) inside the
+    block and restores them after; yields "layer: channels" strings for the export report."""
+    values, changes = [], []
+    for layer, conv, channels, means in constant_input_channels(model, samples):
+        k, b = (keras.ops.convert_to_numpy(v) for v in (conv.kernel, conv.bias))
+        rows = k.reshape(-1, k.shape[-2], k.shape[-1])[0, channels]        # a 1x1 kernel: [in, out]
+        folded = k.copy()
+        folded[..., channels, :] = 0
+        values += [(conv.kernel, folded), (conv.bias, b + np.asarray(means, np.float64) @ rows)]
+        changes.append(f"{layer.name}: {len(channels)} of {k.shape[-2]}")
+    with assigned(values):
+        yield changes

@@ -41,6 +41,7 @@ import keras
 import numpy as np
 
 from keras_mobile import graph
+from keras_mobile.tflite.dead_inputs import assigned, channel_peaks
 from keras_mobile.tflite.edgetpu_lowering import AveragePoolAsDepthwise
 from keras_mobile.tflite.fake_quant import preserves_scale
 
@@ -222,23 +223,15 @@ def equalized(model, samples=None):
     pairs = equalization_pairs(model)
     peaks = None
     if samples is not None and pairs:
-        from keras_mobile.tflite.dead_inputs import channel_peaks
         peaks = channel_peaks(model, [t for _, _, t in pairs], samples)
     totals = equalize(pairs, peaks)
-    saved, changes = [], []
-    touched = {}
+    values, changes = {}, []
     for (p, c, _), s in zip(pairs, totals):
         if np.allclose(s, 1.0):
             continue
         changes.append(f"{p.layer.name} -> {c.layer.name} (scales {s.min():.3g}-{s.max():.3g})")
         for u in (p, c):
             for var, value in u.variables():
-                touched[id(var)] = (var, value)
-    try:
-        for var, value in touched.values():
-            saved.append((var, keras.ops.convert_to_numpy(var)))
-            var.assign(value.astype(saved[-1][1].dtype))
+                values[id(var)] = (var, value)      # a unit in two pairs: its final value once
+    with assigned(values.values()):
         yield changes
-    finally:
-        for var, value in saved:
-            var.assign(value)

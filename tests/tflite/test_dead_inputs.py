@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from keras_mobile.tflite import export, run_tflite
-from keras_mobile.tflite.dead_inputs import dead_input_channels
+from keras_mobile.tflite.dead_inputs import constant_input_channels, constant_inputs_folded, dead_input_channels
 
 
 def _model():
@@ -41,4 +41,54 @@ def test_int8_file_keeps_the_channel_that_reads_a_dead_input(tmp_path):
     assert "zero on every calibration sample" in report.extra["lowering"] and "second: 1 of 4" in report.extra["lowering"]
     want, got = model.predict(x, verbose=0)[..., 2], run_tflite(tmp_path / "m.tflite", x)[..., 2]
     # without the fix the channel's other weights round to 0 steps of 300/127: error ~ its whole range
+    assert np.abs(got - want).max() <= 0.05 * (want.max() - want.min()), np.abs(got - want).max()
+
+
+def _constant_channel_model(kernel=1):
+    """first -> ReLU -> second: first's channel 1 is 2.0 on every input (zero weights, bias 2), and
+    second reads it with weight 300 against a bias of -600 (a fused identity BN on a channel whose
+    running variance is ~0): the int8 step of that input times 300 would swamp the output."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    first = keras.layers.Conv2D(4, 1, name="first")
+    second = keras.layers.Conv2D(4, kernel, padding="same", name="second")
+    model = keras.Model(inp, second(keras.layers.ReLU()(first(inp))))
+    k, b = first.get_weights()
+    k, b = np.abs(k), np.zeros_like(b)
+    k[..., 1], b[1] = 0.0, 2.0
+    first.set_weights([k, b])
+    k, b = second.get_weights()
+    k[..., 1, 2], b[2] = 0.0, -600.0
+    k[kernel // 2, kernel // 2, 1, 2] = 300.0
+    second.set_weights([k, b])
+    return model
+
+
+def test_constant_channels_fold_into_the_bias_of_a_1x1_consumer_only():
+    x = np.random.default_rng(1).uniform(0, 1, (16, 8, 8, 3)).astype("float32")
+    [(layer, conv, channels, values)] = constant_input_channels(_constant_channel_model(), [x])
+    assert (layer.name, channels) == ("second", [1]) and np.allclose(values, 2.0)
+    assert constant_input_channels(_constant_channel_model(kernel=3), [x]) == []    # the border sees padding
+    varying = _constant_channel_model()
+    k, b = varying.get_layer("first").get_weights()
+    k[..., 1] = 0.05                     # the channel now spreads by ~0.15: several int8 steps
+    varying.get_layer("first").set_weights([k, b])
+    assert constant_input_channels(varying, [x]) == []
+
+
+def test_int8_file_keeps_the_channel_that_reads_a_constant_input(tmp_path):
+    model = _constant_channel_model()
+    rng = np.random.default_rng(1)
+    calib, x = (rng.uniform(0, 1, (n, 8, 8, 3)).astype("float32") for n in (32, 16))
+    before = [w.copy() for w in model.get_weights()]
+    want = model.predict(x, verbose=0)[..., 2]
+    with constant_inputs_folded(model, [calib]) as folded:
+        np.testing.assert_allclose(model.predict(x, verbose=0)[..., 2], want, rtol=1e-5, atol=1e-4)   # exact
+    assert folded == ["second: 1 of 4"]
+    report = export(model, tmp_path / "m.tflite", "int8", representative_data=calib, input_dtype="float32",
+                    progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))    # restored
+    assert "constant on every calibration sample" in report.extra["lowering"]
+    got = run_tflite(tmp_path / "m.tflite", x)[..., 2]
+    # unfolded, the 2.0 input's int8 rounding times 300 is an error of about the channel's whole range
     assert np.abs(got - want).max() <= 0.05 * (want.max() - want.min()), np.abs(got - want).max()
