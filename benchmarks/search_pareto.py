@@ -654,7 +654,8 @@ def config_diff(old, new, skip=()):
 
 def merge(results):
     """One results dict from runs of the same settings made apart (e.g. seeds 0-2, then 3-5): all
-    their runs, ordered by model and seed, and their notes in the order given. Different settings,
+    their runs, ordered by model and seed, their notes in the order given, "complete" or the other
+    statuses they have. Different settings,
     or a model and seed present in two of them, are refused (which of the two would count?)."""
     if not results:
         raise ValueError("--merge needs at least one results JSON")
@@ -670,7 +671,8 @@ def merge(results):
             runs[key] = r
     return {"config": first["config"],
             "runs": dict(sorted(runs.items(), key=lambda kv: (kv[1]["model"], kv[1]["seed"]))),
-            "status": "complete" if all(r.get("status") == "complete" for r in results) else "running",
+            "status": "; ".join(dict.fromkeys(r.get("status", "running") for r in results
+                                              if r.get("status") != "complete")) or "complete",
             "wall_s": sum(r.get("wall_s", 0) for r in results),
             "notes": [n for r in results for n in r.get("notes", [])]}
 

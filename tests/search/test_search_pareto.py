@@ -66,11 +66,12 @@ def test_netadapt_beats_the_width_multiplier_at_equal_latency(tmp_path):
     iterations) to the measured int8 latency of the alpha=0.5 model, vs that model trained from
     scratch with the same number of steps. Bars: the benchmark's own "equal latency" (within 5 %)
     and the issue's goal, at least 1 point more accurate. The runs recorded in
-    benchmarks/results/search_pareto_quick.md (2026-12-03): seed 0, this test's, passes both (latency
-    ratio 1.005 and 0.960 in two timings; NetAdapt 71.87 % vs 48.60 %, +23.27 +- 0.58 points on 10,000
-    test images, 5 iterations); seed 1 would FAIL the accuracy bar (ratio 1.016, 59.54 % vs 62.89 %,
-    -3.35 +- 0.56), seed 2 passes (0.963, +7.98 +- 0.55): passing here is one seed's result, not the
-    issue's goal (the seed spread is far larger than its 1 point). Slimming, the third arm,
+    benchmarks/results/search_pareto_quick.md (2026-12-03, seeds 0-4): seed 0, this test's, passes both
+    (latency ratio 1.005 and 0.960 in two timings; NetAdapt 71.87 % vs 48.60 %, +23.27 +- 0.58 points
+    on 10,000 test images, 5 iterations); seeds 2 and 4 pass (0.963, +7.98; 0.984, +18.17), seeds 1
+    and 3 would FAIL the accuracy bar (1.016, -3.35; 0.987, -3.87): 3 of 5 seeds, so passing here is
+    one seed's result, not the issue's goal (the seed spread, driven by the from-scratch parent and
+    baseline, is far larger than its 1 point). Slimming, the third arm,
     must run without error (its failure no longer stops the run, so it is checked here)."""
     bench = _benchmark()
     res = bench.main(["--quick", "--models", "MobileNetV3Small", "--seeds", "0",
@@ -80,10 +81,7 @@ def test_netadapt_beats_the_width_multiplier_at_equal_latency(tmp_path):
     assert "error" not in r["slim"], r["slim"]
     assert r["netadapt"]["lineage_steps"] == r["baselines"]["matched"]["steps"]
     assert abs(r["timing"]["netadapt_over_matched"] - 1) <= bench.EQUAL, r["timing"]
-    assert r["equal_latency"]["accuracy_diff_points"] >= GOAL_POINTS, (r["netadapt"], r["baselines"])
-
-
-GOAL_POINTS = 1.0          # issue 17: >= 1 point higher held-out accuracy at equal latency
+    assert r["equal_latency"]["accuracy_diff_points"] >= bench.GOAL_POINTS, (r["netadapt"], r["baselines"])
 
 
 def test_across_seeds_counts_the_goal_with_an_exact_sign_test():
@@ -123,6 +121,9 @@ def test_merge_combines_seeds_run_apart_into_one_table(tmp_path):
     res = bench.main(["--merge", str(a), str(b), "--out", str(tmp_path), "--name", "both"])
     assert [r["seed"] for r in res["runs"].values()] == [0, 1, 3, 4]
     assert res["notes"] == ["seeds [3, 4]", "seeds [0, 1]"] and res["wall_s"] == 120.0
+    assert res["status"] == "complete"
+    stopped = {**_results([5]), "status": "stopped after seed 4"}
+    assert bench.merge([_results([0]), stopped])["status"] == "stopped after seed 4"
     md = (tmp_path / "both.md").read_text()
     row = next(line for line in md.splitlines() if "| NetAdapt - matched | 4 |" in line)
     assert "s0 " in row and "s4 " in row
