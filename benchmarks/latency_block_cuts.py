@@ -46,8 +46,10 @@ def main(argv=None):
     from keras_mobile.applications.registry import get_model
     from keras_mobile.tflite.inspect import make_interpreter, random_inputs
 
-    def opened(model):
-        return random_inputs(make_interpreter(lt.to_tflite(model, a.quantization), num_threads=1))
+    def opened(model, whole=False):
+        """The whole file with float IO as deployed; slices as the table cuts them (`block_tflite`)."""
+        blob = lt.to_tflite(model, a.quantization) if whole else lt.block_tflite(model, a.quantization)
+        return random_inputs(make_interpreter(blob, num_threads=1))
 
     def p20(times):
         return float(np.quantile(times, 0.2))
@@ -89,7 +91,7 @@ def main(argv=None):
             m = keras_mobile.reparameterize(m)
         bs = lt.blocks(m)
         h = len(bs) // 2
-        whole = opened(m)
+        whole = opened(m, whole=True)
         cut = [opened(b.to_model()) for b in layer_cut(bs)]
         table = [opened(b.to_model()) for b in bs]
         halves = [opened(joined(bs[:h], "first_half").to_model()), opened(joined(bs[h:], "second_half").to_model())]

@@ -34,7 +34,7 @@ def interleaved(models, quantization, runs, rounds):
     from keras_mobile.analysis import latency_table as lt
     plan = {}
     for name, m in models.items():
-        blocks = [lt.to_tflite(b.to_model(), quantization) for b in lt.blocks(m)]
+        blocks = [lt.block_tflite(b.to_model(), quantization) for b in lt.blocks(m)]
         plan[name] = (lt.to_tflite(m, quantization), blocks)
     out = {n: [] for n in plan}
     for _ in range(rounds):
@@ -62,7 +62,7 @@ def main(argv=None):
     from keras_mobile.analysis import latency_table as lt
     from keras_mobile.applications.registry import get_model
     t0 = time.time()
-    overhead = lt.time_tflite(lt.to_tflite(_tiny(), a.quantization), 1, runs=200)
+    overhead = lt.time_tflite(lt.block_tflite(_tiny(), a.quantization), 1, runs=200)
     models = {}
     for name, kw in MODELS:
         m = get_model(name)(weights=None, **kw)

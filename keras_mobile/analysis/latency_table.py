@@ -26,7 +26,7 @@ import numpy as np
 from keras_mobile.analysis.hardware import describe_host
 from keras_mobile.analysis.latency_blocks import Block, block_of, blocks  # noqa: F401
 from keras_mobile.analysis.latency_timing import (  # noqa: F401
-    QUANTIZATIONS, _overhead, measure_model_latency, time_tflite, to_tflite)
+    QUANTIZATIONS, _overhead, block_tflite, measure_model_latency, slice_io, time_tflite, to_tflite)
 
 
 class LatencyTable:
@@ -39,9 +39,10 @@ class LatencyTable:
     cost the plain sum misses (see benchmarks/latency_table_eval.py for the measured effect)."""
 
     def __init__(self, entries=None, num_threads=1, overhead=None, host=None, quantization="float32",
-                 correction=None):
+                 correction=None, block_io=None):
         if quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+        self.block_io = block_io or slice_io(quantization)   # IO type its blocks were timed with
         self.entries = dict(entries or {})   # key -> {"seconds", "block", "macs"}
         self.num_threads = num_threads
         self.overhead = overhead
@@ -52,7 +53,8 @@ class LatencyTable:
     # persistence ---------------------------------------------------------------------------
     def to_dict(self):
         return {"num_threads": self.num_threads, "overhead_seconds": self.overhead, "host": self.host,
-                "quantization": self.quantization, "correction": self.correction, "entries": self.entries}
+                "quantization": self.quantization, "correction": self.correction, "block_io": self.block_io,
+                "entries": self.entries}
 
     def save(self, path):
         from keras_mobile.files import write_atomic
@@ -66,13 +68,16 @@ class LatencyTable:
         if not isinstance(d, dict) or not isinstance(d.get("entries"), dict):
             raise ValueError(f"{path} is not a latency table (a JSON object with an 'entries' object)")
         return cls(d["entries"], d.get("num_threads", 1), d.get("overhead_seconds"), d.get("host"),
-                   d.get("quantization", "float32"), d.get("correction"))
+                   d.get("quantization", "float32"), d.get("correction"), d.get("block_io", "float32"))
 
     @classmethod
     def load_or_new(cls, path, num_threads=1, quantization="float32"):
+        """The table at `path` if it was measured as this one would be (threads, quantization,
+        block IO type: int8 tables saved before blocks had int8 IO are re-measured), else a new one."""
         if path and os.path.exists(path):
             t = cls.load(path)
-            if t.num_threads == num_threads and t.quantization == quantization:
+            if t.num_threads == num_threads and t.quantization == quantization and \
+                    t.block_io == slice_io(quantization):
                 return t
         return cls(num_threads=num_threads, quantization=quantization)
 
@@ -80,7 +85,7 @@ class LatencyTable:
     def _measure_block(self, b, runs):
         from keras_mobile.analysis.profile import profile
         sub = b.to_model()
-        secs = time_tflite(to_tflite(sub, self.quantization), self.num_threads, runs=runs)
+        secs = time_tflite(block_tflite(sub, self.quantization), self.num_threads, runs=runs)
         try:
             macs = profile(sub).macs
         except Exception:  # noqa: BLE001 - MACs are informational

@@ -30,24 +30,43 @@ class _quiet:
 QUANTIZATIONS = ("float32", "int8")
 
 
-def to_tflite(model, quantization="float32", quiet=True):
+def to_tflite(model, quantization="float32", quiet=True, io_dtype="float32"):
     """Batch-1 .tflite bytes of `model` through the package converter (`tflite.export.converter_for`).
 
-    int8 is calibrated on random normal inputs (timing does not depend on the scales) with float
-    IO, as a block slice of an int8 model would be fed by the previous slice's dequantized output."""
+    int8 is calibrated on random normal inputs (timing does not depend on the scales).
+    io_dtype: the file's input and output type, "float32" (a deployed model) or "int8" (int8
+    quantization only: a block slice, `block_tflite`)."""
     from keras_mobile.tflite.export import converter_for
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    if io_dtype not in ("float32", "int8") or (io_dtype == "int8" and quantization != "int8"):
+        raise ValueError(f"io_dtype must be 'float32', or 'int8' with int8 quantization; got {io_dtype!r} "
+                         f"with {quantization!r}")
     rep = None
     if quantization == "int8":
         shape = tuple(model.inputs[0].shape[1:])
         rep = np.random.default_rng(0).standard_normal((8,) + shape).astype("float32")
-    conv = converter_for(model, quantization, rep, "float32", "float32", num_calibration_steps=8,
+    conv = converter_for(model, quantization, rep, io_dtype, io_dtype, num_calibration_steps=8,
                          progress=False)
     if not quiet:
         return conv.convert()
     with _quiet():
         return conv.convert()
+
+
+def slice_io(quantization):
+    """The input/output type of a block slice in the latency table: the type the whole file passes
+    between its blocks. An int8 file runs int8 tensors from its input QUANTIZE to its output
+    DEQUANTIZE, so an int8 slice has int8 IO; with float IO every slice added a QUANTIZE and a
+    DEQUANTIZE the model does not run (MobileOneS0 int8: its 44 slices summed to 1.14x the whole
+    file with float IO, 1.00x with int8 IO; benchmarks/results/latency_block_cuts_int8.md)."""
+    return "int8" if quantization == "int8" else "float32"
+
+
+def block_tflite(model, quantization="float32"):
+    """.tflite bytes of a block slice (`Block.to_model()`) for the latency table: `to_tflite` with
+    the slice's IO type (`slice_io`)."""
+    return to_tflite(model, quantization, io_dtype=slice_io(quantization))
 
 
 def invoke_clock(num_threads):
@@ -92,8 +111,8 @@ def time_tflite(content, num_threads=1, runs=20, warmup=3, seconds=None):
 def _overhead(num_threads, quantization="float32"):
     import keras
     x = keras.Input(batch_shape=(1, 4))
-    m = keras.Model(x, keras.layers.Dense(4)(x))
-    return time_tflite(to_tflite(m, quantization), num_threads, runs=200, warmup=20)
+    m = keras.Model(x, keras.layers.Dense(4)(x))   # the per-invoke cost of a slice, as blocks are cut
+    return time_tflite(block_tflite(m, quantization), num_threads, runs=200, warmup=20)
 
 
 def measure_model_latency(model, num_threads=1, runs=20, quantization="float32"):

@@ -112,6 +112,30 @@ def _bn_only(m):
     return b.to_model()
 
 
+def test_int8_slices_pass_int8_tensors_as_the_whole_file_does(tmp_path):
+    """An int8 file quantizes once at its input and dequantizes once at its output; its blocks pass
+    int8 tensors. A slice with float IO would add a QUANTIZE and a DEQUANTIZE at every cut, so int8
+    table slices have int8 IO; float32 slices keep float IO, and deployed files (`to_tflite`) too."""
+    from keras_mobile.tflite.inspect import make_interpreter, op_details
+    block = lt.blocks(_tiny())[1].to_model()
+    for q, io in (("int8", "int8"), ("float32", "float32")):
+        it = make_interpreter(lt.block_tflite(block, q), delegates=False)
+        ops = [d["op_name"] for d in op_details(it)]
+        assert "QUANTIZE" not in ops and "DEQUANTIZE" not in ops, (q, ops)
+        assert [d["dtype"].__name__ for d in it.get_input_details() + it.get_output_details()] == [io, io]
+    deployed = make_interpreter(lt.to_tflite(block, "int8"), delegates=False)
+    assert deployed.get_input_details()[0]["dtype"].__name__ == "float32"
+    with pytest.raises(ValueError, match="io_dtype must be"):
+        lt.to_tflite(block, "float32", io_dtype="int8")
+    # an int8 table saved before slices had int8 IO (no block_io) is not reused
+    old = lt.LatencyTable(num_threads=1, quantization="int8", entries={"k": {"seconds": 1.0}})
+    d = old.to_dict()
+    del d["block_io"]
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    assert lt.LatencyTable.load_or_new(str(tmp_path / "old.json"), 1, "int8").entries == {}
+    assert lt.LatencyTable.load_or_new(old.save(str(tmp_path / "new.json")), 1, "int8").entries == old.entries
+
+
 def test_rank_metrics():
     assert lt.spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert lt.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
