@@ -60,7 +60,11 @@ def test_mobileone_s0_int8_agrees_with_keras(tmp_path):
     another rounding path (same maths), and the agreement is fragile across trained models: seeds 0/1
     gave 99.72 / 98.40 % with the old strided scale conv patched back in, 94.76 / 43.26 % with the
     workaround. The collapse (seed 1) is stages.0.1's fused identity BN: weights 214 / 332 and a bias
-    of 206 on near-dead channels set that tensor's int8 range. Open: fix the export, not this bar."""
+    of 206 on near-dead channels set that tensor's int8 range. Since the export folds channels that
+    are constant on every calibration sample into the 1x1 conv's bias (`tflite.dead_inputs`), seeds
+    0/1 give 97.29 / 99.69 % (results/int8_agreement_cle_fold.md). Seed 0, what this test trains,
+    also trips the accuracy guard first: Keras 92.43 % (2026-12-03 18:09 run with its cached model).
+    Open: fix the export (and the training), not this bar."""
     agreement, r = _agreement("MobileOneS0", tmp_path)
     assert r["accuracy"]["keras"] >= 0.95, r["accuracy"]
     assert agreement >= 0.99, r["agreement"]
