@@ -55,6 +55,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import bench_workers  # noqa: E402  (interleaved rounds, median of per-round ratios)
+from _setup import commit  # noqa: E402
+
+CLOCK = "invoke CPU time"      # what `timed` measures; results without "clock" were timed in wall time
+OLD_CLOCK = "wall time (results made before the CPU-time clock, 6cb0ba2)"
 
 MODELS = ("MobileNetV3Small", "MobileNetV4ConvS")
 # matched baselines near 0.7x the full model's int8 latency at 32 px on this CPU (dry run:
@@ -669,12 +673,18 @@ def merge(results):
             if key in runs:
                 raise ValueError(f"{key} is in more than one of the results to merge")
             runs[key] = r
-    return {"config": first["config"],
+    clocks = {}
+    for res in results:
+        for key in res["runs"]:
+            clocks.setdefault(res.get("clock", OLD_CLOCK), []).append(key)
+    mixed = [f"latencies timed with different clocks: " + "; ".join(f"{c}: {', '.join(k)}" for c, k in clocks.items())
+             ] * (len(clocks) > 1)
+    return {"config": first["config"], "clock": "; ".join(clocks), "commits": [r.get("commit") for r in results],
             "runs": dict(sorted(runs.items(), key=lambda kv: (kv[1]["model"], kv[1]["seed"]))),
             "status": "; ".join(dict.fromkeys(r.get("status", "running") for r in results
                                               if r.get("status") != "complete")) or "complete",
             "wall_s": sum(r.get("wall_s", 0) for r in results),
-            "notes": [n for r in results for n in r.get("notes", [])]}
+            "notes": list(dict.fromkeys([n for r in results for n in r.get("notes", [])] + mixed))}
 
 
 def parse_args(argv=None):
@@ -741,6 +751,15 @@ def results_for_edgetpu(stem, args):
                if "timing" not in res["runs"].get(f"{m}/seed{s}", {})]
     if missing:
         raise ValueError(f"{path} has no finished host run of {', '.join(missing)}")
+    if not args.work:
+        raise ValueError("--edgetpu-only needs --work: the folder of the host run's models")
+    k = {key: r["netadapt"]["iterations"] for key, r in res["runs"].items()}
+    absent = [p for s in args.edgetpu_seeds for m in args.models
+              for p in (os.path.join(args.work, f"{m}_seed{s}", f) for f in
+                        ("parent.keras", os.path.join("netadapt_host", "model.keras"), f"matched_k{k[f'{m}/seed{s}']}.keras"))
+              if not os.path.isfile(p)]
+    if absent:
+        raise ValueError(f"--work {args.work} lacks the host run's models: {', '.join(absent)}")
     return res
 
 
@@ -768,7 +787,8 @@ def main(argv=None):
         return res
     from keras_mobile.data.digits import hard_digits
     # before any work, a wrong results file or --work folder fails at once
-    res = results_for_edgetpu(stem, a) if a.edgetpu_only else {"config": config(a), "runs": {}, "status": "running"}
+    res = results_for_edgetpu(stem, a) if a.edgetpu_only else {"config": config(a), "clock": CLOCK, "commit": commit(),
+                                                                "runs": {}, "status": "running"}
     work = a.work or tempfile.mkdtemp(prefix="search_pareto-")
     os.makedirs(work, exist_ok=True)
     check_work(work, config(a))
@@ -788,6 +808,8 @@ def main(argv=None):
             try:
                 stage(a, name, seed, data, work, res, save)
             except Exception as e:         # noqa: BLE001  (record it; the other stages still run)
+                if a.edgetpu_only:         # adding to finished results: leave them as they were
+                    raise
                 import traceback
                 traceback.print_exc()
                 res["runs"].setdefault(f"{name}/seed{seed}", {"model": name, "seed": seed}).setdefault(

@@ -160,3 +160,35 @@ def test_edgetpu_only_needs_finished_host_runs_of_the_same_settings(tmp_path):
     with pytest.raises(ValueError, match=r"other settings \(step: 0.1 there, 0.15 here\)"):
         bench.main(argv)
     assert not (tmp_path / "work").exists()
+
+
+def test_edgetpu_only_needs_the_host_models_and_leaves_results_alone(tmp_path):
+    """--edgetpu-only refuses, before any work, a missing --work or one without the host run's
+    models (it used to train nothing, fail loading them, and write the error into the finished
+    results)."""
+    import json
+    bench = _benchmark()
+    (tmp_path / "r.json").write_text(json.dumps(_results([0])))
+    before = (tmp_path / "r.json").read_bytes()
+    argv = ["--quick", "--models", "MobileNetV3Small", "--edgetpu-only", "--edgetpu-seeds", "0",
+            "--out", str(tmp_path), "--name", "r"]
+    with pytest.raises(ValueError, match="needs --work"):
+        bench.main(argv)
+    (tmp_path / "work" / "MobileNetV3Small_seed0").mkdir(parents=True)
+    (tmp_path / "work" / "MobileNetV3Small_seed0" / "parent.keras").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"lacks the host run's models: .*netadapt_host.model\.keras, .*matched_k\d+\.keras"):
+        bench.main(argv + ["--work", str(tmp_path / "work")])
+    assert (tmp_path / "r.json").read_bytes() == before
+
+
+def test_merge_says_when_seeds_were_timed_with_different_clocks():
+    """Results made before the CPU-time clock have no "clock": merged with newer ones, the merged
+    results name each clock and its runs instead of mixing them silently."""
+    bench = _benchmark()
+    old, new = _results([0]), {**_results([3]), "clock": bench.CLOCK}
+    res = bench.merge([old, new])
+    assert res["notes"][-1] == (f"latencies timed with different clocks: {bench.OLD_CLOCK}: MobileNetV3Small/seed0; "
+                                f"{bench.CLOCK}: MobileNetV3Small/seed3")
+    assert bench.merge([new, {**_results([4]), "clock": bench.CLOCK}])["clock"] == bench.CLOCK
+    again = bench.merge([res, {**_results([5]), "clock": bench.CLOCK}])      # a merged file merged again
+    assert again["notes"].count(res["notes"][-1]) == 1, again["notes"]
