@@ -13,7 +13,7 @@ at 2), each ratio the median of per-round ratios against fp32:
     commits before 8217c62): the converter's MUL/ADD by a 3-vector for the input scaling and the
     hard-swish MULs in the converter's order, relu6(x+3) * (x/6);
   * int8_scaling: only the input scaling rewritten (`tflite/affine_as_depthwise.py`);
-  * int8: the default export (also the hard-swish MULs in gate order, `tflite/hard_swish_order.py`);
+  * int8: the default export (also the hard-swish MULs as x * gate, `tflite/hard_swish_order.py`);
   * qat: `quantize_model(model, calibration_data=...)` exported int8, not trained (its graph forms
     are what matters here).
 The two rewrites are switched off by replacing the functions that make them for the run (the export
@@ -55,7 +55,7 @@ def forms(name, size, workdir, calib_n=16):
     export(model, path["int8"], "int8", **int8)
     old_lowering = edgetpu_lowering.edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False,
                                                      pool_as_depthwise=True)
-    with mock.patch("keras_mobile.tflite.hard_swish_order.gate_first", lambda data: (data, 0)):
+    with mock.patch("keras_mobile.tflite.hard_swish_order.x_times_gate", lambda data: (data, 0)):
         export(model, path["int8_scaling"], "int8", **int8)
         with mock.patch("keras_mobile.tflite.edgetpu_lowering.xnnpack_int8_friendly", lambda m: old_lowering):
             export(model, path["int8_before"], "int8", **int8)

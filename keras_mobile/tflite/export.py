@@ -333,8 +333,8 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
                 f"recorded in-place ADD/SUB/MUL inputs with the op's output range)")
     lowering += [note] * bool(corrected)
     if ptq and target is None:
-        from keras_mobile.tflite.hard_swish_order import gate_first
-        data, reordered = gate_first(data)
+        from keras_mobile.tflite.hard_swish_order import x_times_gate
+        data, reordered = x_times_gate(data)
         lowering += [f"hard-swish x{reordered}: int8 MULs rewired to x*(relu6(x+3)/6), the same integers "
                      f"(XNNPACK runs this order faster)"] * bool(reordered)
     softmax_tail = quantization == "int8" and output_dtype == "float32"     # PTQ and QAT files alike

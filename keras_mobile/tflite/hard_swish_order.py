@@ -1,11 +1,11 @@
-"""The default int8 file's hard-swish MULs in gate order: y = x * (relu6(x + 3) / 6).
+"""The default int8 file's hard-swish as x * gate: y = x * (relu6(x + 3) / 6) in its int8 MULs.
 
 The default PTQ export writes hard-swish as relu6(x + 3) * (x / 6) (`edgetpu_lowering`): the
 converter would fuse the gate form back into a HARD_SWISH op, which XNNPACK does not run in int8.
 Its int8 ops are ADD(x, 3)+RELU6 -> a, MUL(x, 1/6) -> m, MUL(a, m). With the same three op kinds
 wired as QAT files have them, ADD(x, 3)+RELU6 -> a, MUL(a, 1/6) -> g, MUL(x, g), XNNPACK ran a
 MobileNetV3Small file 20-25 % faster (the ops take the same time one by one, so it is a whole-graph
-effect of XNNPACK; measured, not explained: benchmarks/int8_ptq_forms.py). `gate_first`
+effect of XNNPACK; measured, not explained: benchmarks/int8_ptq_forms.py). `x_times_gate`
 rewires the converted file; the integers are the same: m is x requantized to scale s_x / 6 with
 x's zero point (its calibrated range is x's / 6), and g becomes a requantized the same way, so the
 last MUL multiplies the same two integer factors in the other order.
@@ -36,7 +36,7 @@ def _scalar_operand(model, sg, op, value, tolerance):
     return None
 
 
-def gate_first(tflite):
+def x_times_gate(tflite):
     """Returns (tflite bytes, n): the int8 hard-swish triples ADD(x, 3)+RELU6 -> a, MUL(x, 1/6) -> m,
     MUL(a, m) rewired to MUL(a, 1/6) -> m, MUL(x, m), m quantized as a with scale s_a / 6; n triples
     changed (the input bytes when n is 0)."""

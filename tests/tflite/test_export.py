@@ -61,7 +61,7 @@ def test_int8_is_fully_integer_with_uint8_input(tmp_path, small_model, images):
 
 
 def test_default_int8_is_one_xnnpack_partition(tmp_path):
-    """The default PTQ file: hard-swish as MUL/ADD+RELU6/MUL (in gate order) and the softmax on the
+    """The default PTQ file: hard-swish as MUL/ADD+RELU6/MUL (as x * gate) and the softmax on the
     dequantized logits, so XNNPACK takes the whole graph (only the uint8->int8 input QUANTIZE stays
     out); the input scaling is a depthwise conv."""
     model = keras_mobile.MobileNetV3Small(weights=None, input_shape=(64, 64, 3), classes=10)

@@ -1,11 +1,11 @@
-"""The default int8 file's hard-swish in gate order (tflite/hard_swish_order.py): same results."""
+"""The default int8 file's hard-swish as x * gate (tflite/hard_swish_order.py): same results."""
 import keras
 import numpy as np
 
 from keras_mobile.tflite.edgetpu_lowering import xnnpack_int8_friendly
 from keras_mobile.tflite.export import converter_for, convert_quietly
 from keras_mobile.tflite.float_islands import op_name, read_model
-from keras_mobile.tflite.hard_swish_order import gate_first
+from keras_mobile.tflite.hard_swish_order import x_times_gate
 from keras_mobile.tflite.inspect import make_interpreter
 
 
@@ -29,14 +29,14 @@ def _run(data, x):
     return np.concatenate(outs)
 
 
-def test_gate_first_rewires_every_hard_swish_and_keeps_the_integers():
+def test_x_times_gate_rewires_every_hard_swish_and_keeps_the_integers():
     """Converted as the default export does (hard-swish lowered for XNNPACK), then rewired: both
     hard-swishes end in MUL(x, relu6(x+3)/6), and the int8 outputs equal the converter's order to one
     step (measured: identical)."""
     model, _ = xnnpack_int8_friendly(_hard_swish_net())
     x = np.random.default_rng(0).standard_normal((24, 8, 8, 3)).astype("float32") * 2
     before = convert_quietly(converter_for(model, "int8", x[:16], "float32", "int8", 16, progress=False))
-    after, n = gate_first(before)
+    after, n = x_times_gate(before)
     assert n == 2
     m, _ = read_model(after)
     ops = m.subgraphs[0].operators
@@ -58,5 +58,5 @@ def test_files_without_the_triple_are_returned_as_they_are():
     model = keras.Model(inp, keras.layers.Conv2D(4, 3, activation="relu")(inp))
     x = np.random.default_rng(0).standard_normal((8, 8, 8, 3)).astype("float32")
     data = convert_quietly(converter_for(model, "int8", x, "float32", "float32", 8, progress=False))
-    out, n = gate_first(data)
+    out, n = x_times_gate(data)
     assert n == 0 and out == data
