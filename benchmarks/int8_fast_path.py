@@ -51,8 +51,8 @@ HEAD_MODELS = ["SSDLite/MobileNetV4ConvS", "SSDLite/MobileNetV3Large", "LRASPP/M
 ATTENTION_MODELS = ["MobileNetV4HybridM", "EfficientFormerL1", "EfficientFormerL3", "MobileNetV4HybridL",
                     "EfficientFormerL7"]
 SETS = {"conv": CONV_MODELS, "heads": HEAD_MODELS, "attention": ATTENTION_MODELS}
-PREPROCESSING = {True: " Conv models with their 'preprocessing' layer (raw [0, 255] pixels in, as users build them).",
-                 False: " Conv models without their 'preprocessing' layer (normalised input, as bench_models builds them)."}
+PREPROCESSING = {True: " Classifiers with their 'preprocessing' layer (raw [0, 255] pixels in, as users build them).",
+                 False: " Classifiers without their 'preprocessing' layer (normalised input, as bench_models builds them)."}
 
 
 def head_files(name, workdir, calib_n):
@@ -124,7 +124,7 @@ def measure(name, threads, rounds, calib_n, dynamic=False, preprocessing=False):
 
 def render(r):
     lines = ["# int8 fast path: default int8 export vs the converter's int8 graph vs float32 (LiteRT, batch 1)", "",
-             f"{host_line(r)}, shared with other jobs (1-min load per row).{PREPROCESSING.get(r.get('preprocessing'), '')} "
+             f"{host_line(r)}, shared with other jobs (1-min load per row).{models_line(r)} "
              f"Random weights with "
              f"BatchNorm statistics from random pixels. Ratios: medians of per-round ratios, files timed interleaved "
              f"(clock: {clocks(r)}).", "",
@@ -187,6 +187,13 @@ def main(argv=None):
         r.update(run.record())
         write_result(args.out, r, render(r))
     print(render(r))
+
+
+def models_line(r):
+    """How the models were built (runs before --preprocessing existed say nothing)."""
+    names = list(r["models"])
+    line = PREPROCESSING.get(r.get("preprocessing"), "") if any("/" not in n for n in names) else ""
+    return line + (" Heads with their backbone's 'preprocessing' layer." if any("/" in n for n in names) else "")
 
 
 def clocks(r):
