@@ -277,7 +277,9 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             43.26 / 97.99 / 99.55 %, a MobileOneS0 of the old training path 99.72 / 99.44 / 99.41 %,
             MobileNetV3Small 99.79 / 99.79 / 99.62 %, MobileNetV4ConvS 99.55 / 99.83 / 99.65 %,
             EfficientFormerL1 (narrow) 98.89 / 98.99 / 98.82 % (results/int8_agreement_cle.md,
-            _oldpath.md; folding changes none of the last four).
+            _oldpath.md; folding changes none of the last four). A poorly trained MobileOneS0 (seed
+            2) whose default file XNNPACK refuses (a depthwise requantization scale of 1,460)
+            prepares with it (results/int8_agreement_cle_fold.md).
     """
     quantization, input_dtype, output_dtype = resolve_settings(quantization, target, input_dtype, output_dtype,
                                                                batch_size)
