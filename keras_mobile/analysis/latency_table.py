@@ -34,9 +34,10 @@ class LatencyTable:
 
     `correction` (fitted by `calibrate` on whole models measured on the same host) maps the sum
     of the block times to a whole-model time: `scale * sum + per_block * n_blocks`. A block timed
-    alone runs back to back on its own (its weights and input stay in cache, its kernels' packing
-    and dispatch are warm); inside a model each block starts from what the previous one left, a
-    cost the plain sum misses (see benchmarks/latency_table_eval.py for the measured effect)."""
+    alone runs back to back on its own, its working set staying in cache and TLB; inside a model
+    the rest of the model evicts it between its runs, a cost the plain sum misses: the two halves
+    of a float32 model summed to 0.91-0.97x the whole model timed back to back each, 0.98-1.00x
+    timed alternately (benchmarks/results/latency_block_cuts_float32.md)."""
 
     def __init__(self, entries=None, num_threads=1, overhead=None, host=None, quantization="float32",
                  correction=None, block_io=None):
