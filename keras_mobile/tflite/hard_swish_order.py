@@ -63,7 +63,8 @@ def x_times_gate(tflite):
         if gate is None or sixth is None or gate[0] != sixth[0] or _fused(mul) \
                 or getattr(add.builtinOptions, "fusedActivationFunction", None) != _RELU6 \
                 or readers.get(a) != [i] or readers.get(m) != [i] or {a, m} & graph_outputs \
-                or _quant(sg.tensors[a]) is None or _quant(sg.tensors[m]) is None:
+                or _quant(sg.tensors[a]) is None or _quant(sg.tensors[m]) is None \
+                or not _exact(sg, sixth[0], m, _constant(model, sg, sixth[1])):
             continue
         triples.append((add, mul, last, a, m) + sixth)
     ops = sg.operators
@@ -75,6 +76,18 @@ def x_times_gate(tflite):
         if i_mul < i_add:           # MUL now reads the ADD's output: the ADD (reading only x) moves up
             ops.insert(i_mul, ops.pop(i_add))
     return (write_model(model, len(data)) if triples else data), len(triples)
+
+
+def _exact(sg, x, m, k):
+    """True when the rewiring keeps the integers: m is x requantized to scale s_x / 6 with x's zero
+    point, and the constant dequantizes to 1/6 (to float32 rounding). Otherwise (e.g. a calibrator
+    that widened m's range) the triple is left as the converter wrote it."""
+    qx, qm = sg.tensors[x].quantization, sg.tensors[m].quantization
+    if _quant(sg.tensors[x]) is None or len(qx.scale) != 1 or len(qm.scale) != 1:
+        return False
+    sx, sm = float(qx.scale[0]), float(qm.scale[0])
+    return (abs(sm - sx / 6.0) <= 1e-6 * sm and int(qm.zeroPoint[0]) == int(qx.zeroPoint[0])
+            and abs(6.0 * k - 1.0) <= 1e-6)
 
 
 def _fused(op):
