@@ -70,12 +70,14 @@ def _check(model, quantization, representative_data, input_dtype, output_dtype, 
     if quantization == "int8" and representative_data is None and not qat:
         raise ValueError("quantization='int8' needs representative_data (a few hundred typical "
                          "inputs: an array, an iterable of batches, a tf.data.Dataset or an image folder)")
-    if true_calibration_ranges and quantization != "int8":
-        raise ValueError(f"true_calibration_ranges={true_calibration_ranges!r} sets the ranges of int8 calibration; quantization="
-                         f"{quantization!r} calibrates nothing (use quantization='int8' with representative_data)")
-    if true_calibration_ranges and qat:
-        raise ValueError(f"true_calibration_ranges={true_calibration_ranges!r} is for post-training int8: {model.name} is a "
-                         f"quantize_model (QAT) model, whose fake-quant ranges are its int8 scales")
+    for name, value in (("true_calibration_ranges", true_calibration_ranges),
+                        ("cross_layer_equalization", cross_layer_equalization)):
+        if value and quantization != "int8":
+            raise ValueError(f"{name}={value!r} is a step of int8 calibration; quantization={quantization!r} "
+                             f"calibrates nothing (use quantization='int8' with representative_data)")
+        if value and qat:
+            raise ValueError(f"{name}={value!r} is for post-training int8: {model.name} is a quantize_model (QAT) "
+                             f"model, whose fake-quant ranges are its int8 scales")
     for name, value in (("input_dtype", input_dtype), ("output_dtype", output_dtype)):
         if value not in IO_DTYPES:
             raise ValueError(f"{name} must be one of {IO_DTYPES}, got {value!r}")
@@ -263,7 +265,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             handing those ops to LiteRT's reference kernels between partitions. Each island is
             listed in `report.extra["float_islands"]` with its reason. False keeps the
             converter's int8 ops (a fully integer graph, e.g. for other int8 runtimes).
-        cross_layer_equalization: int8 PTQ only (ignored otherwise): while converting, rescale the
+        cross_layer_equalization: int8 PTQ only (ValueError otherwise): while converting, rescale the
             channels between two layers joined by ReLU / padding / pooling only (exact in float,
             weights restored after; `tflite.equalization`), so one huge weight no longer sets
             an int8 weight scale. "weights": DFQ's data-free choice (sqrt of the ratio of the two

@@ -160,6 +160,15 @@ def test_a_bad_setting_is_refused(tmp_path):
     assert not (tmp_path / "m.tflite").exists()
 
 
+@pytest.mark.parametrize("quantization", ["float32", "dynamic"])
+def test_equalization_outside_int8_ptq_is_refused(tmp_path, quantization):
+    """A float file calibrates nothing, so the option would be silently ignored: it is an error."""
+    with pytest.raises(ValueError, match=f"cross_layer_equalization='weights' is a step of int8 calibration; "
+                                         f"quantization='{quantization}'"):
+        export(_huge_weight_pair(), tmp_path / "m.tflite", quantization, cross_layer_equalization="weights")
+    assert not (tmp_path / "m.tflite").exists()
+
+
 def test_weights_are_restored_when_conversion_fails(tmp_path, monkeypatch):
     model = _huge_weight_pair()
     before = [w.copy() for w in model.get_weights()]
