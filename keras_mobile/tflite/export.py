@@ -88,6 +88,18 @@ def _check(model, quantization, representative_data, input_dtype, output_dtype, 
         raise ValueError(f"export supports single-input models; {model.name} has {len(model.inputs)}")
 
 
+def _xnnpack_refusal(data):
+    """None when LiteRT's XNNPACK delegate prepares the .tflite bytes `data`, else its message (other
+    failures to open the file are left to the steps that follow)."""
+    from keras_mobile.tflite.inspect import make_interpreter
+    try:
+        make_interpreter(data, delegates=True)
+    except RuntimeError as e:
+        message = " ".join(str(e).split())
+        return message if "XNNPACK" in message else None
+    return None
+
+
 def _is_qat(model):
     from keras_mobile.tflite.fake_quant import is_qat_model
     return is_qat_model(model)
@@ -300,25 +312,43 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         metadata["labels"] = labels
     metadata = None if metadata is False else metadata
     t0 = time.time()
-    dead = constant = contextlib.nullcontext([])
     if ptq and representative_data is not None:     # read once: converter_for calibrates on the same Samples
-        from keras_mobile.tflite.dead_inputs import constant_inputs_folded, dead_inputs_zeroed
         representative_data = representative.read(representative_data, fixed_batch(model, batch_size)[1][1:],
                                                   num_calibration_steps, model)
-        dead = dead_inputs_zeroed(model, representative_data)
-        constant = constant_inputs_folded(model, representative_data)
+
+    def convert(cle):
+        dead = constant = equalize = contextlib.nullcontext([])
+        if ptq and representative_data is not None:
+            from keras_mobile.tflite.dead_inputs import constant_inputs_folded, dead_inputs_zeroed
+            dead = dead_inputs_zeroed(model, representative_data)
+            constant = constant_inputs_folded(model, representative_data)
+        if ptq and cle:
+            from keras_mobile.tflite.equalization import equalized
+            equalize = equalized(model, representative_data if cle == "activations" else None)
+        # CLE after the zeroing and folding: a dead or constant channel's weights stay 0
+        with dead as zeroed, constant as folded, equalize as pairs:
+            conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
+                                 num_calibration_steps, batch_size, progress, drop_calibration_outliers,
+                                 true_calibration_ranges)
+            conv.allow_custom_ops = allow_custom_ops
+            return convert_quietly(conv), conv, zeroed, folded, pairs
+
     cle = "weights" if cross_layer_equalization is True else cross_layer_equalization
-    equalize = contextlib.nullcontext([])
-    if ptq and cle:
-        from keras_mobile.tflite.equalization import equalized
-        equalize = equalized(model, representative_data if cle == "activations" else None)
-    # CLE after the zeroing and folding: a dead or constant channel's weights stay 0
-    with dead as zeroed, constant as folded, equalize as equalized_pairs:
-        conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
-                             num_calibration_steps, batch_size, progress, drop_calibration_outliers,
-                             true_calibration_ranges)
-        conv.allow_custom_ops = allow_custom_ops
-        data = convert_quietly(conv)
+    data, conv, zeroed, folded, equalized_pairs = convert(cle)
+    refused = _xnnpack_refusal(data) if ptq and target is None else None
+    if refused and not cle:
+        # a channel whose input x weight / output int8 scale ratio is beyond XNNPACK's kernels (a
+        # trained MobileOneS0: 1,460 at a depthwise conv reading near-constant stem channels)
+        cle = "activations"
+        data, conv, zeroed, folded, equalized_pairs = convert(cle)
+        lowering.append(f"XNNPACK could not prepare the int8 file ({refused}): converted again with "
+                        f"cross-layer equalization, which it could")
+        refused = _xnnpack_refusal(data)
+    if refused:
+        raise ValueError(f"{model.name}: LiteRT's XNNPACK delegate cannot prepare the int8 file ({refused}), "
+                         f"also with cross_layer_equalization={cle!r}: some int8 scale ratio (input x weight / "
+                         f"output) is beyond its kernels; export quantization='dynamic' or 'float32', or check "
+                         f"the calibration data")
     lowering += [f"weights reading input channels that are zero on every calibration sample set to 0 "
                  f"({', '.join(zeroed)})"] * bool(zeroed)
     lowering += [f"weights reading input channels that are constant on every calibration sample (within 1 % of an "

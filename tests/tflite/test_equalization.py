@@ -185,3 +185,46 @@ def test_weights_are_restored_when_conversion_fails(tmp_path, monkeypatch):
                progress=False, cross_layer_equalization="activations")
     assert any(not np.array_equal(a, b) for a, b in zip(before, seen[0]))     # equalized while converting
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def _beyond_xnnpack(pair):
+    """A depthwise conv whose channel 1 has weight 300 on an input ~0 (within one int8 step of the
+    tensor) while its output tensor's range is small: its input x weight / output scale ratio is far
+    beyond what XNNPACK's int8 kernels accept. pair=True: a 1x1 conv + ReLU makes that input (a CLE
+    pair); False: the model input does (nothing to equalize)."""
+    inp = keras.Input((8, 8, 3))
+    h = inp
+    if pair:
+        conv = keras.layers.Conv2D(2, 1, activation="relu")
+        h = conv(h)
+        conv.set_weights([np.array([[1.0, 0.0], [0.0, 1e-5], [0.0, 0.0]], "float32").reshape(1, 1, 3, 2),
+                          np.zeros(2, "float32")])
+    dw = keras.layers.DepthwiseConv2D(3, padding="same")
+    out = dw(h)
+    w = np.zeros((3, 3, h.shape[-1], 1), "float32")
+    w[1, 1, 0], w[1, 1, -1] = 0.001, 300.0
+    dw.set_weights([w, np.zeros(h.shape[-1], "float32")])
+    x = np.random.default_rng(0).uniform(0, 255, (16, 8, 8, 3)).astype("float32")
+    if not pair:
+        x[..., 2] *= 1e-5
+    return keras.Model(inp, out), x
+
+
+def test_a_file_xnnpack_cannot_prepare_is_converted_again_with_equalization(tmp_path):
+    """The default int8 export of such a model used to raise LiteRT's "failed to prepare"; it now
+    converts again with cross-layer equalization and the file runs in XNNPACK, close to Keras."""
+    model, x = _beyond_xnnpack(pair=True)
+    report = export(model, tmp_path / "m.tflite", "int8", representative_data=x, num_calibration_steps=16,
+                    progress=False)
+    assert "XNNPACK could not prepare the int8 file" in report.extra["lowering"]
+    assert "cross-layer equalization by calibration peaks" in report.extra["lowering"]
+    got, want = run_tflite(report.path, x), model.predict(x, verbose=0)
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+
+
+def test_a_file_xnnpack_cannot_prepare_even_equalized_is_a_clear_error(tmp_path):
+    model, x = _beyond_xnnpack(pair=False)
+    with pytest.raises(ValueError, match=r"XNNPACK delegate cannot prepare the int8 file .*also with "
+                                         r"cross_layer_equalization='activations'.*quantization='dynamic'"):
+        export(model, tmp_path / "m.tflite", "int8", representative_data=x, num_calibration_steps=16, progress=False)
+    assert not (tmp_path / "m.tflite").exists()
