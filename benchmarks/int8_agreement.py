@@ -29,7 +29,6 @@ import contextlib
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _setup import tensorflow_threads, write_result  # noqa: E402
+from _setup import commit, tensorflow_threads, write_result  # noqa: E402
 
 # model -> (optimizer, peak learning rate, epochs). MobileOne with AdamW barely learns here (S0, 32 px,
 # 4 epochs: 15 % train accuracy at 3e-4, 14 % after 10 epochs at 1e-3; 56.7 % held-out at 3e-3 last
@@ -221,7 +220,12 @@ def measure(args, name, seed, size, data, test, workdir):
          "agreement": {}}
     preds = {}
     for graph, path in paths.items():
-        preds[graph] = np.argmax(kt.run_tflite(path, xt), -1)
+        try:
+            preds[graph] = np.argmax(kt.run_tflite(path, xt), -1)
+        except RuntimeError as e:       # e.g. the plain converter graph of a file XNNPACK cannot prepare
+            r["accuracy"][graph] = r["agreement"][graph] = None
+            r.setdefault("unrunnable", {})[graph] = " ".join(str(e).split())
+            continue
         r["accuracy"][graph] = float((preds[graph] == yt).mean())
         r["agreement"][graph] = agreement(preds[graph], keras_top1, source)
     if r["agreement"]["default"]["agreement"] < 0.99 and args.drift_images:
@@ -254,12 +258,17 @@ def render(r):
              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in r["models"]:
         acc, ag = m["accuracy"], m["agreement"]
-        cell = lambda g: (agreement_cell(ag[g]), f"{ag[g]['differ']} ({ag[g]['distinct_digits_differ']})")
+        cell = lambda g: ((agreement_cell(ag[g]), f"{ag[g]['differ']} ({ag[g]['distinct_digits_differ']})") if ag[g]
+                          else ("LiteRT could not run it", ""))
         d, c = cell("default"), cell("converter")
         label = m["model"] + (f" at widths {'-'.join(map(str, m['widths']))}" if m.get("widths") else "")
+        conv_acc = "-" if acc["converter"] is None else f"{100 * acc['converter']:.2f}"
         lines.append(f"| {label} | {m.get('seed', a['seed'])} | {m['size']} | {m.get('optimizer', 'adamw')}, {m['epochs']}, {m['lr']:g} | {100 * acc['keras']:.2f} | {100 * acc['default']:.2f} | "
-                     f"{100 * acc['converter']:.2f} | {d[0]} | {d[1]} | {c[0]} | {c[1]} | {m['train_seconds']:.0f} | "
+                     f"{conv_acc} | {d[0]} | {d[1]} | {c[0]} | {c[1]} | {m['train_seconds']:.0f} | "
                      f"{m['load_after'][0]} |")
+    for m in r["models"]:
+        for graph, why in m.get("unrunnable", {}).items():
+            lines += ["", f"{m['model']} seed {m.get('seed', a['seed'])}: LiteRT could not run the {graph} file: {why}"]
     arms = [m for m in r["models"] if all(g in m["agreement"] for g in CLE_ARMS)]
     if arms:
         lines += ["", "Cross-layer equalization (`export(..., cross_layer_equalization=...)`): agreement of the "
@@ -311,10 +320,9 @@ def main(argv=None):
     tensorflow_threads(1)
     import bench_workers
     args = parse_args(argv)
-    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     r = json.load(open(args.out + ".json")) if os.path.exists(args.out + ".json") else {"models": []}
     r.update({"command": " ".join(["int8_agreement.py"] + (argv or sys.argv[1:])), "args": vars(args),
-              "commit": commit.stdout.strip(), "held_out": 360 * (1 + args.variants), "load_before": os.getloadavg()})
+              "commit": commit(), "held_out": 360 * (1 + args.variants), "load_before": os.getloadavg()})
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models:
             for seed in args.seed:
