@@ -24,8 +24,8 @@ def tensorflow_threads(intra=1, inter=1):
 
 
 def commit():
-    """The checkout's short commit, "+uncommitted" appended when tracked files of the package or
-    the benchmarks differ from it (the code that ran is then not that commit's); None outside git."""
+    """The checkout's short commit, "+uncommitted" appended when tracked code of the package or
+    the benchmarks (not their results) differs from it (the code that ran is then not that commit's); None outside git."""
     import subprocess
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +34,7 @@ def commit():
     head = git("rev-parse", "--short", "HEAD")
     if not head:
         return None
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "keras_mobile", "benchmarks")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "keras_mobile", "benchmarks/*.py")
     return head + "+uncommitted" * bool(dirty)
 
 

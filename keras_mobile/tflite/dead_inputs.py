@@ -91,20 +91,31 @@ def _pointwise_conv(layer):
     return conv if all(d == 1 for d in conv.kernel.shape[:-2]) else None
 
 
+MIN_DISTINCT_SAMPLES = 8   # below this a pooled channel (one value per sample) looks constant by chance
+
+
+def distinct_samples(samples):
+    """The number of different samples (byte-wise) in `samples` (arrays, batch first)."""
+    return len({np.ascontiguousarray(s).tobytes() for batch in samples for s in np.asarray(batch)})
+
+
 def constant_input_channels(model, samples, batch_size=32):
     """[(layer, conv, channel indices, values)]: input channels of a 1x1 conv or dense layer with a bias
     (`_pointwise_conv`, called once) that hold one nonzero value on every sample, up to 1 % of an
-    int8 step of the layer input's range (a variation int8 cannot represent)."""
+    int8 step of the layer input's range (a variation int8 cannot represent). Nothing with fewer
+    than MIN_DISTINCT_SAMPLES different samples (after a global pool each gives one value per
+    channel: one or a few repeated samples would make every channel "constant" and the int8 file
+    ignore its input), and never every input channel of a layer."""
     calls = [(layer, node) for layer, node in _input_calls(model) if _pointwise_conv(layer) is not None]
     once = [c for c in calls if sum(c[0] is other for other, _ in calls) == 1]
-    if not once:
+    if not once or distinct_samples(samples) < MIN_DISTINCT_SAMPLES:
         return []
     ranges = channel_ranges(model, [node.input_tensors[0] for _, node in once], samples, batch_size)
     found = []
     for (layer, _), (lo, hi, mean) in zip(once, ranges):
         step = (max(hi.max(), 0) - min(lo.min(), 0)) / 255
         channels = np.flatnonzero((hi - lo <= step / 100) & (mean != 0))
-        if len(channels):
+        if 0 < len(channels) < len(hi):
             found.append((layer, _pointwise_conv(layer), channels.tolist(), mean[channels]))
     return found
 

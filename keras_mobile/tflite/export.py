@@ -95,9 +95,16 @@ def _xnnpack_refusal(data):
     try:
         make_interpreter(data, delegates=True)
     except RuntimeError as e:
-        message = " ".join(str(e).split())
+        message = " ".join(str(e).replace("runtimeNode", "runtime. Node").split())    # LiteRT joins two lines
         return message if "XNNPACK" in message else None
     return None
+
+
+def _refusal_error(model, refused, cle):
+    return ValueError(f"{model.name}: LiteRT's XNNPACK delegate cannot prepare the int8 file ({refused}), "
+                      f"with cross_layer_equalization={cle!r}: probably an int8 scale ratio (input x weight / "
+                      f"output) beyond its kernels; export quantization='dynamic' or 'float32', or check the "
+                      f"calibration data")
 
 
 def _is_qat(model):
@@ -283,7 +290,9 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             an int8 weight scale. "weights": DFQ's data-free choice (sqrt of the ratio of the two
             layers' weight ranges); "activations": the tensor's per-channel peak on the
             calibration samples in place of the producer's weight range; True: "weights".
-            Off by default: it does not always help. Agreement with Keras top-1 of the int8 file,
+            Off by default: it does not always help; but when LiteRT's XNNPACK delegate cannot
+            prepare the int8 file made without it (an int8 scale ratio beyond its kernels), the
+            export converts again with "activations" and says so in the report. Agreement with Keras top-1 of the int8 file,
             off / "weights" / "activations" (digits, 2,880 held-out images; trained models of
             benchmarks/int8_agreement.py): with constant-input folding (the default since),
             MobileOneS0 seed 0 97.29 / 97.40 / 97.81 %, seed 1 99.69 / 99.76 / 99.65 %
@@ -345,10 +354,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
                         f"cross-layer equalization, which it could")
         refused = _xnnpack_refusal(data)
     if refused:
-        raise ValueError(f"{model.name}: LiteRT's XNNPACK delegate cannot prepare the int8 file ({refused}), "
-                         f"also with cross_layer_equalization={cle!r}: some int8 scale ratio (input x weight / "
-                         f"output) is beyond its kernels; export quantization='dynamic' or 'float32', or check "
-                         f"the calibration data")
+        raise _refusal_error(model, refused, cle)
     lowering += [f"weights reading input channels that are zero on every calibration sample set to 0 "
                  f"({', '.join(zeroed)})"] * bool(zeroed)
     lowering += [f"weights reading input channels that are constant on every calibration sample (within 1 % of an "
@@ -388,6 +394,9 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     if metadata is not None:
         from keras_mobile.tflite.metadata import add_metadata, model_defaults
         data = add_metadata(data, **{**model_defaults(original), **(metadata if isinstance(metadata, dict) else {})})
+    refused = _xnnpack_refusal(data) if quantization == "int8" else None
+    if refused:         # the file as written (after the rewrites, for every target): fail before writing it
+        raise _refusal_error(model, refused, cle)
     write_atomic(path, data)
     report = inspect(path, quantized=quantization == "int8")
     report.extra.update({"quantization": quantization, "convert_seconds": round(seconds, 2),

@@ -80,7 +80,9 @@ def x_times_gate(tflite):
 
 def _exact(sg, x, m, k):
     """True when the rewiring keeps the integers: m is x requantized to scale s_x / 6 with x's zero
-    point, and the constant dequantizes to 1/6 (to float32 rounding). Otherwise (e.g. a calibrator
+    point, and the constant dequantizes to 1/6, both to float32 rounding (the last MUL's
+    requantization multiplier may then differ in its last bits, which could move an output lying on
+    a rounding tie by one step; identical on every file tested). Otherwise (e.g. a calibrator
     that widened m's range) the triple is left as the converter wrote it."""
     qx, qm = sg.tensors[x].quantization, sg.tensors[m].quantization
     if _quant(sg.tensors[x]) is None or len(qx.scale) != 1 or len(qm.scale) != 1:

@@ -92,3 +92,19 @@ def test_int8_file_keeps_the_channel_that_reads_a_constant_input(tmp_path):
     got = run_tflite(tmp_path / "m.tflite", x)[..., 2]
     # unfolded, the 2.0 input's int8 rounding times 300 is an error of about the channel's whole range
     assert np.abs(got - want).max() <= 0.05 * (want.max() - want.min()), np.abs(got - want).max()
+
+
+def test_too_few_different_samples_or_every_channel_constant_fold_nothing():
+    """After a global pool each sample gives one value per channel: with one sample, or one sample
+    repeated, every channel would look constant and the file would ignore its input."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(inp))
+    model = keras.Model(inp, keras.layers.Dense(5, name="fc")(h))
+    x = np.random.default_rng(1).uniform(0, 1, (16, 8, 8, 3)).astype("float32")
+    assert constant_input_channels(model, [x[:1]]) == []
+    assert constant_input_channels(model, [np.repeat(x[:1], 50, axis=0)]) == []
+    assert constant_input_channels(model, [x[:7], x[:7]]) == []          # 7 different: below the minimum
+    x8 = np.concatenate([x[:8], x[:8]])
+    [(layer, _, channels, _)] = constant_input_channels(_constant_channel_model(), [x8])
+    assert (layer.name, channels) == ("second", [1])
