@@ -57,8 +57,9 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import bench_workers  # noqa: E402  (interleaved rounds, median of per-round ratios)
 from _setup import commit  # noqa: E402
 
-CLOCK = "invoke CPU time"      # what `timed` measures; results without "clock" were timed in wall time
-OLD_CLOCK = "wall time (results made before the CPU-time clock, 6cb0ba2)"
+CLOCK = "invoke CPU time"      # what `timed` measures (since 6cb0ba2; wall time before)
+UNKNOWN_CLOCK = "not recorded"
+MIXED = "latencies timed with different clocks: "     # merge's note, made anew from the runs' clocks
 
 MODELS = ("MobileNetV3Small", "MobileNetV4ConvS")
 # matched baselines near 0.7x the full model's int8 latency at 32 px on this CPU (dry run:
@@ -675,16 +676,18 @@ def merge(results):
             runs[key] = r
     clocks = {}
     for res in results:
-        for key in res["runs"]:
-            clocks.setdefault(res.get("clock", OLD_CLOCK), []).append(key)
-    mixed = [f"latencies timed with different clocks: " + "; ".join(f"{c}: {', '.join(k)}" for c, k in clocks.items())
+        for key, r in res["runs"].items():
+            r.setdefault("clock", res.get("clock", UNKNOWN_CLOCK))      # per run, so a merged file merges again
+            clocks.setdefault(r["clock"], []).append(key)
+    mixed = [MIXED + "; ".join(f"{c}: {', '.join(k)}" for c, k in clocks.items())
              ] * (len(clocks) > 1)
-    return {"config": first["config"], "clock": "; ".join(clocks), "commits": [r.get("commit") for r in results],
+    return {"config": first["config"], "clock": "; ".join(clocks),
+            "commits": [c for r in results for c in (r.get("commits") or [r.get("commit")])],
             "runs": dict(sorted(runs.items(), key=lambda kv: (kv[1]["model"], kv[1]["seed"]))),
             "status": "; ".join(dict.fromkeys(r.get("status", "running") for r in results
                                               if r.get("status") != "complete")) or "complete",
             "wall_s": sum(r.get("wall_s", 0) for r in results),
-            "notes": list(dict.fromkeys([n for r in results for n in r.get("notes", [])] + mixed))}
+            "notes": [n for r in results for n in r.get("notes", []) if not n.startswith(MIXED)] + mixed}
 
 
 def parse_args(argv=None):
@@ -753,7 +756,8 @@ def results_for_edgetpu(stem, args):
         raise ValueError(f"{path} has no finished host run of {', '.join(missing)}")
     if not args.work:
         raise ValueError("--edgetpu-only needs --work: the folder of the host run's models")
-    k = {key: r["netadapt"]["iterations"] for key, r in res["runs"].items()}
+    k = {f"{m}/seed{s}": res["runs"][f"{m}/seed{s}"]["netadapt"]["iterations"]
+         for s in args.edgetpu_seeds for m in args.models}        # finished host runs (checked above)
     absent = [p for s in args.edgetpu_seeds for m in args.models
               for p in (os.path.join(args.work, f"{m}_seed{s}", f) for f in
                         ("parent.keras", os.path.join("netadapt_host", "model.keras"), f"matched_k{k[f'{m}/seed{s}']}.keras"))
@@ -817,7 +821,10 @@ def main(argv=None):
                 save()
             print(f"{stage.__name__} {name} seed {seed} done after {(time.time() - t0) / 60:.1f} min; "
                   f"load {os.getloadavg()[0]:.1f}", flush=True)
-    res["status"] = "complete"
+    if a.edgetpu_only:      # the host run's status stands; say what was added
+        res.setdefault("notes", []).append(f"EdgeTPU-source search of seed(s) {a.edgetpu_seeds} added with --edgetpu-only")
+    else:
+        res["status"] = "complete"
     save()
     return res
 

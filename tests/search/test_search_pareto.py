@@ -168,7 +168,9 @@ def test_edgetpu_only_needs_the_host_models_and_leaves_results_alone(tmp_path):
     results)."""
     import json
     bench = _benchmark()
-    (tmp_path / "r.json").write_text(json.dumps(_results([0])))
+    res = _results([0])
+    res["runs"]["MobileNetV3Small/seed9"] = {"model": "MobileNetV3Small", "seed": 9, "errors": ["run_model: ..."]}
+    (tmp_path / "r.json").write_text(json.dumps(res))       # another seed's run failed: not in the way
     before = (tmp_path / "r.json").read_bytes()
     argv = ["--quick", "--models", "MobileNetV3Small", "--edgetpu-only", "--edgetpu-seeds", "0",
             "--out", str(tmp_path), "--name", "r"]
@@ -187,8 +189,11 @@ def test_merge_says_when_seeds_were_timed_with_different_clocks():
     bench = _benchmark()
     old, new = _results([0]), {**_results([3]), "clock": bench.CLOCK}
     res = bench.merge([old, new])
-    assert res["notes"][-1] == (f"latencies timed with different clocks: {bench.OLD_CLOCK}: MobileNetV3Small/seed0; "
+    assert res["notes"][-1] == (f"latencies timed with different clocks: {bench.UNKNOWN_CLOCK}: MobileNetV3Small/seed0; "
                                 f"{bench.CLOCK}: MobileNetV3Small/seed3")
+    assert [r["clock"] for r in res["runs"].values()] == [bench.UNKNOWN_CLOCK, bench.CLOCK]
     assert bench.merge([new, {**_results([4]), "clock": bench.CLOCK}])["clock"] == bench.CLOCK
     again = bench.merge([res, {**_results([5]), "clock": bench.CLOCK}])      # a merged file merged again
-    assert again["notes"].count(res["notes"][-1]) == 1, again["notes"]
+    assert again["notes"][-1] == (f"latencies timed with different clocks: {bench.UNKNOWN_CLOCK}: MobileNetV3Small/seed0; "
+                                  f"{bench.CLOCK}: MobileNetV3Small/seed3, MobileNetV3Small/seed5"), again["notes"]
+    assert sum(n.startswith(bench.MIXED) for n in again["notes"]) == 1
