@@ -124,7 +124,7 @@ def blocks(model):
     "first..last": timed apart they are not the ops the whole model runs. In the whole file
     the converter folds `bn1` into the conv and fuses `act1`, and XNNPACK folds the stem's
     explicit PAD into the conv; cut apart, each is an op of its own (MobileNetV3Small's 224 px
-    stem PAD alone took 0.43 ms, a quarter of the whole model, and is free in it), and the
+    stem PAD alone took 0.43 ms, and is free in it; one-off measurement), and the
     preprocessing MUL/ADD followed by the stem conv costs more (0.60 ms) than the two timed
     apart (0.25 + 0.20 ms; benchmarks/latency_block_cuts.py)."""
     model = _unwrap(model)
