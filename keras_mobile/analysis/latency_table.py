@@ -86,7 +86,8 @@ class LatencyTable:
     def _measure_block(self, b, runs):
         from keras_mobile.analysis.profile import profile
         sub = b.to_model()
-        secs = time_tflite(block_tflite(sub, self.quantization), self.num_threads, runs=runs)
+        # with the table's own block IO: a table loaded by path keeps one measuring method throughout
+        secs = time_tflite(to_tflite(sub, self.quantization, io_dtype=self.block_io), self.num_threads, runs=runs)
         try:
             macs = profile(sub).macs
         except Exception:  # noqa: BLE001 - MACs are informational

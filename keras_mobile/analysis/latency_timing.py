@@ -59,7 +59,7 @@ def slice_io(quantization):
     between its blocks. An int8 file runs int8 tensors from its input QUANTIZE to its output
     DEQUANTIZE, so an int8 slice has int8 IO; with float IO every slice added a QUANTIZE and a
     DEQUANTIZE the model does not run (MobileOneS0 int8: its 44 slices summed to 1.14x the whole
-    file with float IO, 1.00x with int8 IO; benchmarks/results/latency_block_cuts_int8.md)."""
+    file with float IO, 1.00x with int8 IO; a helper's measurement, the float-IO arm not stored)."""
     return "int8" if quantization == "int8" else "float32"
 
 

@@ -136,6 +136,22 @@ def test_int8_slices_pass_int8_tensors_as_the_whole_file_does(tmp_path):
     assert lt.LatencyTable.load_or_new(old.save(str(tmp_path / "new.json")), 1, "int8").entries == old.entries
 
 
+def test_new_blocks_are_timed_with_the_table_s_own_block_io(tmp_path, monkeypatch):
+    """A table loaded by path (a user's JSON, never re-measured) keeps one measuring method: an old
+    int8 table with float-IO slices times the blocks it lacks with float IO too, and saves as such."""
+    import json
+    d = lt.LatencyTable(num_threads=1, quantization="int8").to_dict()
+    d["block_io"] = "float32"
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    table = lt.LatencyTable.load(str(tmp_path / "old.json"))
+    seen = []
+    real = lt.to_tflite
+    monkeypatch.setattr(lt, "to_tflite", lambda m, q, io_dtype=None: seen.append((q, io_dtype)) or real(m, q, io_dtype=io_dtype))
+    monkeypatch.setattr(lt, "time_tflite", lambda data, threads, runs: 1e-4)
+    table._measure_block(lt.blocks(_tiny())[1], runs=1)
+    assert seen == [("int8", "float32")] and json.loads(open(table.save(str(tmp_path / "old.json"))).read())["block_io"] == "float32"
+
+
 def test_rank_metrics():
     assert lt.spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert lt.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
