@@ -435,17 +435,18 @@ def render(res):
              f"model on the test set, difference paired over images (+- standard error). "
              f"Protocol details: benchmarks/search_pareto.py docstring.", ""]
     runs = list(res["runs"].values())
-    lines += ["| model | seed | NetAdapt acc | matched acc | full acc | NetAdapt / matched latency | equal? | "
-              "acc diff (points) | speed-up at equal acc | NetAdapt ms | matched ms | full ms | iterations | "
-              "steps (lineage / search total) |", "|" + "---|" * 14]
+    lines += ["| model | seed | parent acc | NetAdapt acc | matched acc | full acc | NetAdapt / matched latency | "
+              "equal? | acc diff (points) | speed-up at equal acc | NetAdapt ms | matched ms | full ms | iterations | "
+              "steps (lineage / search total) |", "|" + "---|" * 15]
     for r in runs:
         if "timing" not in r:
-            lines.append(f"| {r['model']} | {r['seed']} | {_g(r, 'netadapt', 'accuracy', p=True)} | (running) |"
-                         + " |" * 12)
+            lines.append(f"| {r['model']} | {r['seed']} | {_g(r, 'parent', 'accuracy', p=True)} | "
+                         f"{_g(r, 'netadapt', 'accuracy', p=True)} | (running) |" + " |" * 10)
             continue
         t, b, s = r["timing"], r["baselines"], r["equal_accuracy_speedup"]
         lines.append(
-            f"| {r['model']} | {r['seed']} | {100 * r['netadapt']['accuracy']:.2f} | {100 * b['matched']['accuracy']:.2f} | "
+            f"| {r['model']} | {r['seed']} | {100 * r['parent']['accuracy']:.2f} | {100 * r['netadapt']['accuracy']:.2f} | "
+            f"{100 * b['matched']['accuracy']:.2f} | "
             f"{100 * b['full']['accuracy']:.2f} | {t['netadapt_over_matched']:.3f} | {'yes' if t['equal_latency'] else 'NO'} | "
             f"{r['equal_latency']['accuracy_diff_points']:+.2f} +- {r['equal_latency']['se_points']:.2f} | "
             f"{s['speedup']:.2f}x ({s['bound']}) | {t['median_ms']['netadapt']:.3f} | {t['median_ms']['matched']:.3f} | "
@@ -463,6 +464,7 @@ def render(res):
                          f"{np.mean([r['equal_accuracy_speedup']['speedup'] for r in rs]):.2f}x | "
                          f"{np.mean(mape) if mape else float('nan'):.1f} % | {np.mean(rmape) if rmape else float('nan'):.1f} % |")
         lines += render_across_seeds(done)
+        lines += render_conditions(done, res.get("clock", UNKNOWN_CLOCK))
         lines += ["", "Goal: >= 1 point higher accuracy at equal latency, or >= 1.2x faster at equal accuracy; "
                   "prediction within 5 % mean absolute error.", "",
                   "## Predicted vs measured latency (host-int8 table, calibrated on the parent)", "",
@@ -560,6 +562,25 @@ def render_across_seeds(done):
             lines.append(f"| {m} | {arm} | {s['n']} | {per} | {s['mean']:+.2f} | {s['median']:+.2f} | "
                          f"{s['at_goal']}/{s['n']} | {s['sign_test_p']:.3f} | "
                          f"[{s['bootstrap_ci95'][0]:+.1f}, {s['bootstrap_ci95'][1]:+.1f}] |")
+    return lines
+
+
+def render_conditions(done, clock):
+    """Markdown: per run, how it was measured (the clock of its latencies, the 1-min load when its
+    timing ended, the rounds), its prediction error and the wall time of each stage (a stage that
+    found its model cached in --work shows its loading time)."""
+    lines = ["", "Per run: latency clock, load, prediction error (mean abs over NetAdapt's chosen path) and wall "
+             "time per stage (min; parent = pretraining, baselines = matched + full width; a stage whose models were "
+             "cached in --work by an earlier run shows ~0):", "",
+             "| model | seed | clock | load (1 min) at timing | timing rounds | prediction MAPE (ms / ratio to start) | "
+             "parent | NetAdapt | baselines | slimming | total |", "|" + "---|" * 11]
+    for r in done:
+        mins = [f"{r[k]['wall_s'] / 60:.0f}" if "wall_s" in r.get(k, {}) else "-"
+                for k in ("parent", "netadapt", "baselines", "slim")]
+        mape = (f"{r['prediction_mape_pct']:.1f} % / {r['prediction_ratio_mape_pct']:.1f} %"
+                if r.get("prediction_mape_pct") is not None else "-")
+        lines.append(f"| {r['model']} | {r['seed']} | {r.get('clock', clock)} | {r['timing']['load1']:.1f} | "
+                     f"{r['timing']['rounds']} | {mape} | {' | '.join(mins)} | {r.get('wall_s', 0) / 60:.0f} |")
     return lines
 
 

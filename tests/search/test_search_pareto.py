@@ -197,3 +197,23 @@ def test_merge_says_when_seeds_were_timed_with_different_clocks():
     assert again["notes"][-1] == (f"latencies timed with different clocks: {bench.UNKNOWN_CLOCK}: MobileNetV3Small/seed0; "
                                   f"{bench.CLOCK}: MobileNetV3Small/seed3, MobileNetV3Small/seed5"), again["notes"]
     assert sum(n.startswith(bench.MIXED) for n in again["notes"]) == 1
+
+
+def test_markdown_states_each_runs_parent_accuracy_clock_load_and_stage_times():
+    """Per run, the markdown gives the parent's accuracy in the main table, and the latency clock,
+    the load at timing, the prediction error and each stage's wall time in the conditions table
+    (a run without its own clock takes the results')."""
+    bench = _benchmark()
+    res = {**_results([0]), "clock": bench.CLOCK}
+    r = res["runs"]["MobileNetV3Small/seed0"]
+    r["parent"]["accuracy"], r["timing"]["load1"] = 0.6543, 3.31
+    r["netadapt"]["wall_s"], r["wall_s"] = 1200.0, 1800.0
+    lines = bench.render(res).splitlines()
+    main = next(line for line in lines if line.startswith("| MobileNetV3Small | 0 | 65.43 | "))
+    assert main.count("|") == lines[lines.index(main) - 1].count("|")        # as many cells as the header
+    cond = next(line for line in lines if line.startswith("| MobileNetV3Small | 0 | ")
+                and bench.CLOCK in line).strip("| ").split(" | ")
+    header = lines[lines.index(next(line for line in lines if bench.CLOCK in line)) - 2].strip("| ").split(" | ")
+    cells = dict(zip(header, cond))
+    assert (cells["clock"], cells["load (1 min) at timing"], cells["NetAdapt"], cells["total"]) == \
+        (bench.CLOCK, "3.3", "20", "30"), cells
