@@ -15,7 +15,11 @@ at 2), each ratio the median of per-round ratios against fp32:
   * int8_scaling: only the input scaling rewritten (`tflite/affine_as_depthwise.py`);
   * int8: the default export (also the hard-swish MULs as x * gate, `tflite/hard_swish_order.py`);
   * qat: `quantize_model(model, calibration_data=...)` exported int8, not trained (its graph forms
-    are what matters here).
+    are what matters here);
+  * int8_io: the default export with `input_dtype="int8"`: no uint8 -> int8 input QUANTIZE, which
+    the default uint8 file runs outside XNNPACK (the delegate takes uint8 tensors only when built
+    with its QU8 flag, off in LiteRT's default delegate). What a uint8 (camera bytes, MediaPipe)
+    input costs.
 The two rewrites are switched off by replacing the functions that make them for the run (the export
 has no option for the old forms). Writes results/int8_ptq_forms.json and .md.
 """
@@ -33,7 +37,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import bench_workers  # noqa: E402
 from _setup import Run, host_line, run_line, write_result  # noqa: E402
 
-FORMS = ("fp32", "fp32_dw", "int8_before", "int8_scaling", "int8", "qat")
+FORMS = ("fp32", "fp32_dw", "int8_before", "int8_scaling", "int8", "qat", "int8_io")
 
 
 def forms(name, size, workdir, calib_n=16):
@@ -53,6 +57,7 @@ def forms(name, size, workdir, calib_n=16):
     export(keras.models.clone_model(model, clone_function=lambda l: AffineAsDepthwise(l) if broadcast_affine(l) else l),
            path["fp32_dw"], progress=False)
     export(model, path["int8"], "int8", **int8)
+    export(model, path["int8_io"], "int8", input_dtype="int8", **int8)
     old_lowering = edgetpu_lowering.edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False,
                                                      pool_as_depthwise=True)
     with mock.patch("keras_mobile.tflite.hard_swish_order.x_times_gate", lambda data: (data, 0)):
@@ -63,9 +68,10 @@ def forms(name, size, workdir, calib_n=16):
     return {f: open(p, "rb").read() for f, p in path.items()}
 
 
-def measure(name, size, threads, rounds):
+def measure(name, size, threads, rounds, timed=FORMS[1:]):
     with tempfile.TemporaryDirectory() as workdir:
         blobs = forms(name, size, workdir)
+    blobs = {f: b for f, b in blobs.items() if f == "fp32" or f in timed}
     out = {}
     for t in threads:
         from keras_mobile.analysis.latency_timing import invoke_clock
@@ -79,6 +85,11 @@ def measure(name, size, threads, rounds):
     return out
 
 
+def _cell(ratios, form):
+    """A form's ratio, or "-" in results made before the form existed."""
+    return f"{ratios[form]:.3f}" if form in ratios else "-"
+
+
 def render(r):
     lines = ["# Default int8 (PTQ) graph forms vs fp32 and QAT (LiteRT + XNNPACK, batch 1)", "",
              f"{host_line(r)}, shared with other jobs. Models with their 'preprocessing' input scaling, random weights. "
@@ -90,7 +101,7 @@ def render(r):
         name, size = key.rsplit("@", 1)
         for t, row in m.items():
             lines.append(f"| {name} | {size} | {t[1:]} | {row['load1']:.1f} | {row['ms']['fp32']:.2f} | "
-                         + " | ".join(f"{row['over_fp32'][f]:.3f}" for f in FORMS[1:]) + " |")
+                         + " | ".join(_cell(row["over_fp32"], f) for f in FORMS[1:]) + " |")
     return "\n".join(lines + ["", run_line(r)]) + "\n"
 
 
@@ -101,12 +112,14 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=300)
+    p.add_argument("--forms", nargs="+", choices=FORMS[1:], default=list(FORMS[1:]),
+                   help="forms to time against fp32 (default: all)")
     p.add_argument("--out", default=os.path.join(HERE, "results", "int8_ptq_forms"))
     args = p.parse_args(argv)
     run = Run("int8_ptq_forms.py", argv)
     r = {**describe_host(), "date": time.strftime("%Y-%m-%d %H:%M"), "rounds": args.rounds, "models": {}}
     for name in args.models:
-        r["models"][f"{name}@{args.size}"] = measure(name, args.size, args.threads, args.rounds)
+        r["models"][f"{name}@{args.size}"] = measure(name, args.size, args.threads, args.rounds, args.forms)
         r.update(run.record())
         write_result(args.out, r, render(r))
     print(render(r))
