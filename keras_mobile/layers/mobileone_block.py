@@ -155,8 +155,9 @@ class MobileOneBlock(keras.layers.Layer):
 
     def input_channel_kernels(self):
         """Kernels whose axis -2 runs over this block's input channels (int8 export,
-        `tflite.dead_inputs`): the fused conv's; none for a depthwise block or the train-time form."""
-        return [self.reparam_conv.kernel] if self.inference_mode and not self.depthwise else []
+        `tflite.dead_inputs`): the fused conv's (a depthwise one's too: [k, k, channels, 1]); none for
+        the train-time form."""
+        return [self.reparam_conv.kernel] if self.inference_mode else []
 
     def equalization_conv(self):
         """The conv this block is ReLU(conv(zero-padded input)) of, for int8 export's cross-layer

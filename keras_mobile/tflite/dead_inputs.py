@@ -8,6 +8,13 @@ weight, so that one weight leaves the channel's other weights at ~0 steps and it
 (a trained MobileOneS0: relative error 0.02 -> 0.16 at one conv, benchmarks/int8_agreement.py).
 On the calibration data the zeroed weights change nothing.
 
+A depthwise conv reading a dead channel has its own weight scale per channel, but its bias is
+quantized with scale input scale x weight scale: MobileOne's fused kernel there (up to ~1,550 in the
+trained MobileOneS0s of benchmarks/int8_agreement.py) makes that step 4-5, so a bias of 2.2-3.1 (the
+channel's whole, constant output) rounds to 0 or 5.3 (seed 0: 14 steps of the output tensor), and
+the ratio input x weight / output scale (1,460 for seed 2) is beyond what LiteRT's XNNPACK delegate
+accepts (it refused the file). Zeroed, the channel's output is its bias, quantized finely.
+
 The same BatchNorm sits on channels that are constant but not zero (a ReLU that always fires on a
 bias, 0.1-3.3 in the trained MobileOneS0s of benchmarks/int8_agreement.py): there the fused weight
 (~250-380) cancels a bias of the same size (-1244 for 379 x 3.313), so the int8 rounding of the
@@ -29,12 +36,20 @@ from keras_mobile import graph
 
 def input_kernels(layer):
     """Kernel variables of `layer` whose axis -2 runs over the channels of the layer's input: a
-    full Conv2D's or Dense's, or those a layer names with `input_channel_kernels()` (protocol)."""
+    full Conv2D's, a DepthwiseConv2D's ([kh, kw, channels, multiplier]) or a Dense's, or those a layer
+    names with `input_channel_kernels()` (protocol)."""
     if hasattr(layer, "input_channel_kernels"):
         return list(layer.input_channel_kernels())
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and getattr(layer, "groups", 1) == 1:
+    if isinstance(layer, keras.layers.DepthwiseConv2D) and _channels_last(layer):
+        return [layer.kernel]
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and getattr(layer, "groups", 1) == 1 \
+            and _channels_last(layer):
         return [layer.kernel]
     return []
+
+
+def _channels_last(layer):
+    return getattr(layer, "data_format", "channels_last") == "channels_last"
 
 
 def channel_ranges(model, tensors, samples, batch_size=32):

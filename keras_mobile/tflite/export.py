@@ -241,10 +241,11 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             [0, 255] pixels for keras_mobile models): an array, an iterable of batches or
             (images, labels) pairs, a tf.data.Dataset, or a folder of images. Not needed for
             a `quantize_model` (QAT) model, whose fake-quant ranges give the int8 scales. While
-            converting, weights of full convs and dense layers that read an input channel which
-            is zero on every calibration sample are set to 0 (restored after): they add nothing,
-            but a huge one (MobileOne's fused identity branch on a dead channel) would set its
-            output channel's int8 weight scale; those of 1x1 convs and dense layers that read a
+            converting, weights of full and depthwise convs and dense layers that read an input
+            channel which is zero on every calibration sample are set to 0 (restored after): they
+            add nothing, but a huge one (MobileOne's fused identity branch on a dead channel) would
+            set its output channel's int8 weight scale (and a depthwise channel's bias step, input
+            scale x weight scale, with it); those of 1x1 convs and dense layers that read a
             channel constant on every sample (within 1 % of an int8 step) are folded into the bias
             (`tflite.dead_inputs`).
         input_dtype: int8 only: "uint8" (default: camera pixels map exactly), "int8" or "float32".

@@ -1,6 +1,7 @@
 """Int8 PTQ with an input channel that never fires: the huge weight reading it (as MobileOne's fused
 identity branch has on a dead channel) must not set its output channel's int8 weight scale."""
 import keras
+import pytest
 import numpy as np
 
 from keras_mobile.tflite import export, run_tflite
@@ -108,3 +109,47 @@ def test_too_few_different_samples_or_every_channel_constant_fold_nothing():
     x8 = np.concatenate([x[:8], x[:8]])
     [(layer, _, channels, _)] = constant_input_channels(_constant_channel_model(), [x8])
     assert (layer.name, channels) == ("second", [1])
+
+
+def _depthwise_model(mobileone=False):
+    """first -> ReLU -> 3x3 depthwise: first's channel 0 never fires, and the depthwise conv reads it
+    with weights of 1e5 (MobileOne's fused kernel on a dead stem channel: up to ~1,550) and a bias of
+    2.0, so that output channel is 2.0 everywhere; its int8 bias step (input scale x 1e5 / 127) is
+    about 4. `mobileone`: the depthwise conv is a reparameterized MobileOneBlock (its ReLU too)."""
+    from keras_mobile.layers.mobileone_block import MobileOneBlock
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    first = keras.layers.Conv2D(4, 1, name="first")
+    h = keras.layers.ReLU()(first(inp))
+    if mobileone:
+        block = MobileOneBlock(4, 3, depthwise=True, inference_mode=True, name="mid")
+        out, dw = block(h), block.reparam_conv
+    else:
+        dw = keras.layers.DepthwiseConv2D(3, padding="same", name="mid")
+        out = dw(h)
+    model = keras.Model(inp, out)
+    k, b = first.get_weights()
+    k, b = np.abs(k), np.zeros_like(b)
+    b[0] = -1000.0
+    first.set_weights([k, b])
+    k, b = dw.get_weights()
+    k = 10 * k                                   # the other channels span ~30: an output step of ~0.1
+    k[:, :, 0, 0], b[0] = 1e5, 2.0
+    dw.set_weights([k, b])
+    return model
+
+
+@pytest.mark.parametrize("mobileone", [False, True], ids=["DepthwiseConv2D", "MobileOneBlock"])
+def test_int8_file_keeps_the_bias_of_a_depthwise_channel_that_reads_a_dead_input(tmp_path, mobileone):
+    model = _depthwise_model(mobileone)
+    rng = np.random.default_rng(1)
+    calib, x = (rng.uniform(0, 1, (n, 8, 8, 3)).astype("float32") for n in (32, 16))
+    report = export(model, tmp_path / "m.tflite", "int8", representative_data=calib, input_dtype="float32",
+                    progress=False)
+    want, got = model.predict(x, verbose=0), run_tflite(tmp_path / "m.tflite", x)
+    step = (want.max() - min(want.min(), 0)) / 255
+    np.testing.assert_allclose(want[..., 0], 2.0, rtol=1e-6)
+    # unzeroed, the bias 2.0 rounds to a multiple of ~4 (0 or 4: ~20 output steps off)
+    assert np.abs(got[..., 0] - 2.0).max() <= step, (np.abs(got[..., 0] - 2.0).max(), step)
+    assert "mid: 1 of 4" in report.extra["lowering"], report.extra["lowering"]
+    assert "XNNPACK could not" not in report.extra["lowering"]
