@@ -60,7 +60,7 @@ def forms(name, size, workdir, calib_n=16):
     export(model, path["int8_io"], "int8", input_dtype="int8", **int8)
     old_lowering = edgetpu_lowering.edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False,
                                                      pool_as_depthwise=True)
-    with mock.patch("keras_mobile.tflite.hard_swish_order.x_times_gate", lambda data: (data, 0)):
+    with mock.patch("keras_mobile.tflite.hard_swish_order.rewire", lambda graph: 0):
         export(model, path["int8_scaling"], "int8", **int8)
         with mock.patch("keras_mobile.tflite.edgetpu_lowering.xnnpack_int8_friendly", lambda m: old_lowering):
             export(model, path["int8_before"], "int8", **int8)

@@ -15,7 +15,7 @@ import numpy as np
 from keras_mobile.files import write_atomic
 from keras_mobile.progress import progress_bar
 from keras_mobile.tflite import representative
-from keras_mobile.tflite.inspect import inspect
+from keras_mobile.tflite.inspect import XnnpackFiles, inspect
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "uint8", "int8")
@@ -88,12 +88,12 @@ def _check(model, quantization, representative_data, input_dtype, output_dtype, 
         raise ValueError(f"export supports single-input models; {model.name} has {len(model.inputs)}")
 
 
-def _xnnpack_refusal(data):
-    """None when LiteRT's XNNPACK delegate prepares the .tflite bytes `data`, else its message (other
-    failures to open the file are left to the steps that follow)."""
-    from keras_mobile.tflite.inspect import make_interpreter
+def _xnnpack_refusal(data, xnnpack):
+    """None when LiteRT's XNNPACK delegate prepares the .tflite bytes `data` (opened by `xnnpack`, an
+    `inspect.XnnpackFiles`), else its message (other failures to open the file are left to the steps
+    that follow)."""
     try:
-        make_interpreter(data, delegates=True)
+        xnnpack(data)
     except RuntimeError as e:
         message = " ".join(str(e).replace("runtimeNode", "runtime. Node").split())    # LiteRT joins two lines
         return message if "XNNPACK" in message else None
@@ -345,7 +345,8 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
 
     cle = "weights" if cross_layer_equalization is True else cross_layer_equalization
     data, conv, zeroed, folded, equalized_pairs = convert(cle)
-    refused = _xnnpack_refusal(data) if ptq and target is None else None
+    xnnpack = XnnpackFiles()        # one interpreter for each bytes checked, rewritten and reported
+    refused = _xnnpack_refusal(data, xnnpack) if ptq and target is None else None
     if refused and not cle:
         # a channel whose input x weight / output int8 scale ratio is beyond XNNPACK's kernels (a
         # trained MobileOneS0: 1,460 at a depthwise conv reading near-constant stem channels)
@@ -353,7 +354,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         data, conv, zeroed, folded, equalized_pairs = convert(cle)
         lowering.append(f"XNNPACK could not prepare the int8 file ({refused}): converted again with "
                         f"cross-layer equalization, which it could")
-        refused = _xnnpack_refusal(data)
+        refused = _xnnpack_refusal(data, xnnpack)
     if refused:
         raise _refusal_error(model, refused, cle)
     lowering += [f"weights reading input channels that are zero on every calibration sample set to 0 "
@@ -373,17 +374,16 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
         note = (f"calibration ranges of {corrected} tensors set to their own min/max (LiteRT's calibrator "
                 f"recorded in-place ADD/SUB/MUL inputs with the op's output range)")
     lowering += [note] * bool(corrected)
-    if ptq and target is None:
-        from keras_mobile.tflite.hard_swish_order import x_times_gate
-        data, reordered = x_times_gate(data)
-        lowering += [f"hard-swish x{reordered}: int8 MULs rewired to x*(relu6(x+3)/6), the same integers "
-                     f"(XNNPACK runs this order faster)"] * bool(reordered)
+    hard_swish = ptq and target is None
     softmax_tail = quantization == "int8" and output_dtype == "float32"     # PTQ and QAT files alike
     make_islands = ptq and target is None and float_islands
     islands = []
-    if softmax_tail or make_islands:
-        from keras_mobile.tflite.float_islands import int8_rewrites, summary
-        data, tails, islands = int8_rewrites(data, softmax_tail, make_islands)
+    if hard_swish or softmax_tail or make_islands:
+        from keras_mobile.tflite.float_islands import summary
+        from keras_mobile.tflite.int8_rewrites import int8_rewrites
+        data, reordered, tails, islands = int8_rewrites(data, softmax_tail, make_islands, hard_swish, xnnpack)
+        lowering += [f"hard-swish x{reordered}: int8 MULs rewired to x*(relu6(x+3)/6), the same integers "
+                     f"(XNNPACK runs this order faster)"] * bool(reordered)
         lowering += ["int8 SOFTMAX -> DEQUANTIZE -> float SOFTMAX (XNNPACK delegates it)"] * bool(tails)
         lowering += [summary(islands)] * bool(islands)
     seconds = time.time() - t0
@@ -395,11 +395,11 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     if metadata is not None:
         from keras_mobile.tflite.metadata import add_metadata, model_defaults
         data = add_metadata(data, **{**model_defaults(original), **(metadata if isinstance(metadata, dict) else {})})
-    refused = _xnnpack_refusal(data) if quantization == "int8" else None
+    refused = _xnnpack_refusal(data, xnnpack) if quantization == "int8" else None
     if refused:         # the file as written (after the rewrites, for every target): fail before writing it
         raise _refusal_error(model, refused, cle)
     write_atomic(path, data)
-    report = inspect(path, quantized=quantization == "int8")
+    report = inspect(path, quantized=quantization == "int8", xnnpack_interpreter=xnnpack(data))
     report.extra.update({"quantization": quantization, "convert_seconds": round(seconds, 2),
                          "batch_size": batch_size})
     if metadata is not None:

@@ -13,12 +13,12 @@ graph in one partition. Neighbouring islands share their float tensors (no QUANT
 pair between them), which only removes a rounding step.
 
 `float_islands` asks the installed LiteRT which ops its XNNPACK delegate left out; `to_float` is the
-rewrite, also of the classifier tail (`int8_tail`); `int8_rewrites` (used by `export`) makes both
-from one parse and one pack of the file."""
-import flatbuffers
+rewrite, also of the classifier tail (`int8_tail`); `int8_rewrites.int8_rewrites` (used by `export`)
+makes both, after the hard-swish order, from one parse and one pack of the file."""
 import numpy as np
 
-from keras_mobile.tflite.metadata_format import _model_bytes, _schema
+from keras_mobile.tflite.flatbuffer import TFLiteGraph, op_name, read_model, write_model  # noqa: F401
+from keras_mobile.tflite.metadata_format import _schema
 
 # int8 ops XNNPACK runs only in float (benchmarks/results/xnnpack_int8_ops.md)
 FLOAT_ONLY = ("AVERAGE_POOL_2D", "GELU", "SOFTMAX", "RSQRT", "SQUARED_DIFFERENCE", "HARD_SWISH")
@@ -29,27 +29,6 @@ RATIO_LIMITS = {"ADD": (2.0 ** -10, 2.0 ** 8), "SUB": (2.0 ** -10, 2.0 ** 8), "M
 # is worth making
 FLOAT_DELEGATED = FLOAT_ONLY + ("ADD", "SUB", "MUL", "BATCH_MATMUL", "MEAN", "LOGISTIC", "TANH", "CONCATENATION",
                                 "TRANSPOSE", "MAX_POOL_2D", "PAD", "RESIZE_BILINEAR")
-
-
-def op_name(model, op):
-    """The builtin name ("CONV_2D") of a flatbuffer operator of `model` (a schema ModelT)."""
-    schema = _schema()
-    c = model.operatorCodes[op.opcodeIndex]
-    code = max(c.builtinCode, c.deprecatedBuiltinCode)
-    return next(k for k, v in vars(schema.BuiltinOperator).items() if v == code and not k.startswith("_"))
-
-
-def read_model(tflite):
-    """(schema ModelT, bytes) of a .tflite path or its bytes."""
-    data = _model_bytes(tflite)
-    return _schema().ModelT.InitFromPackedBuf(bytearray(data), 0), data
-
-
-def write_model(model, size_hint=0):
-    """The .tflite bytes of a schema ModelT."""
-    out = flatbuffers.Builder(size_hint + 1024)
-    out.Finish(model.Pack(out), file_identifier=b"TFL3")
-    return bytes(out.Output())
 
 
 def _quant(t):
@@ -88,20 +67,18 @@ def refusal_reason(model, op):
     return f"XNNPACK does not delegate this int8 {name}"
 
 
-def refused_int8_ops(tflite, parsed=None):
-    """{operator index: reason} of the int8 ops XNNPACK (as installed) leaves out of its partitions
-    and would take as float ops. parsed: `read_model(tflite)` when the caller has it already."""
-    from keras_mobile.tflite.inspect import xnnpack_partitions
-    model, data = parsed or read_model(tflite)
-    sg = model.subgraphs[0]
+def refused_int8_ops(graph, outside):
+    """{operator index: reason} of the int8 ops of a parsed file (a `flatbuffer.TFLiteGraph`) that
+    XNNPACK (as installed) leaves out of its partitions and would take as float ops. outside: the
+    ops it left out, [(operator object of `graph`, op name)] (`inspect.xnnpack_partitions`)."""
+    sg = graph.subgraph
+    index = {id(op): i for i, op in enumerate(sg.operators)}
     int8 = _schema().TensorType.INT8
-    _, outside = xnnpack_partitions(data)
     picks = {}
-    for i, name in outside:
-        op = sg.operators[i]
+    for op, name in outside:
         if name in FLOAT_DELEGATED and sg.tensors[int(op.inputs[0])].type == int8 \
                 and all(sg.tensors[int(o)].type == int8 for o in op.outputs):
-            picks[i] = refusal_reason(model, op)
+            picks[index[id(op)]] = refusal_reason(graph.model, op)
     return picks
 
 
@@ -109,28 +86,9 @@ def float_islands(tflite):
     """Returns (tflite bytes, islands): every int8 op XNNPACK refuses (and runs in float) rewritten
     as a float island, islands = [(operator index in the new file, op, reason)]; the input bytes
     and [] when there is none."""
-    data, _, islands = int8_rewrites(tflite, softmax_tail=False)
+    from keras_mobile.tflite.int8_rewrites import int8_rewrites
+    data, _, _, islands = int8_rewrites(tflite, softmax_tail=False)
     return data, islands
-
-
-def int8_rewrites(tflite, softmax_tail=True, islands=True):
-    """Returns (tflite bytes, tails, islands): with `softmax_tail`, the classifier's int8 SOFTMAX at a
-    float output computed in float (`int8_tail`, tails = how many), with `islands`, the float islands
-    (`float_islands`). The object API is slow on big files: parsed once, packed once; the input
-    bytes when there is nothing to rewrite."""
-    from keras_mobile.tflite.inspect import xnnpack_partitions
-    from keras_mobile.tflite.int8_tail import TAIL, softmax_tails
-    model, data = read_model(tflite)
-    picks = refused_int8_ops(data, (model, data)) if islands else {}
-    tails = softmax_tails(model) if softmax_tail else {}
-    picks.update(tails)         # XNNPACK refuses the tail's int8 SOFTMAX too: made as the tail, not an island
-    if not picks:
-        return data, 0, []
-    out, made = to_float(model, picks, len(data))
-    made = [m for m in made if m[2] != TAIL]
-    still_out = {i for i, _ in xnnpack_partitions(out)[1]} if made else set()   # the premise, checked on the file
-    return out, len(tails), [(i, op, why + ("; the float op is not delegated either" if i in still_out else ""))
-                             for i, op, why in made]
 
 
 def summary(islands):
@@ -147,15 +105,17 @@ def to_float(model, picks, size_hint=0):
     file), their outputs quantized back unless every reader is another picked op or a single
     DEQUANTIZE (then the float op writes that DEQUANTIZE's output, which is dropped). Returns
     (tflite bytes, [(new operator index, op name, reason)])."""
-    schema = _schema()
-    sg = model.subgraphs[0]
+    islands = make_islands(TFLiteGraph(model), picks)
+    return write_model(model, size_hint), islands
+
+
+def make_islands(graph, picks):
+    """`to_float` on a parsed file (a `flatbuffer.TFLiteGraph`, changed in place): returns
+    [(new operator index, op name, reason)]."""
+    schema, model, sg = _schema(), graph.model, graph.subgraph
     ops = list(sg.operators)
-    readers = {}
-    for i, op in enumerate(ops):
-        for t in op.inputs:
-            readers.setdefault(int(t), []).append(i)
+    readers, names = graph.readers(), graph.op_names()
     outputs = {int(t) for t in sg.outputs}
-    names = [op_name(model, op) for op in ops]
     codes = _OpCodes(model)
     as_float, dropped, new_ops, islands = {}, set(), [], []
 
@@ -204,7 +164,8 @@ def to_float(model, picks, size_hint=0):
             as_float[o] = target
         new_ops.extend(later)
     sg.operators = new_ops
-    return write_model(model, size_hint), islands
+    graph.changed |= bool(picks)
+    return islands
 
 
 class _OpCodes:

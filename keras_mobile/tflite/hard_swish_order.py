@@ -12,7 +12,8 @@ last MUL multiplies the same two integer factors in the other order.
 """
 import numpy as np
 
-from keras_mobile.tflite.float_islands import _dequantized, _quant, op_name, read_model, write_model
+from keras_mobile.tflite.flatbuffer import TFLiteGraph
+from keras_mobile.tflite.float_islands import _dequantized, _quant
 
 _RELU6 = 3          # schema ActivationFunctionType.RELU6
 
@@ -40,14 +41,15 @@ def x_times_gate(tflite):
     """Returns (tflite bytes, n): the int8 hard-swish triples ADD(x, 3)+RELU6 -> a, MUL(x, 1/6) -> m,
     MUL(a, m) rewired to MUL(a, 1/6) -> m, MUL(x, m), m quantized as a with scale s_a / 6; n triples
     changed (the input bytes when n is 0)."""
-    model, data = read_model(tflite)
-    sg = model.subgraphs[0]
-    names = [op_name(model, op) for op in sg.operators]
-    producer = {int(t): i for i, op in enumerate(sg.operators) for t in op.outputs}
-    readers = {}
-    for i, op in enumerate(sg.operators):
-        for t in op.inputs:
-            readers.setdefault(int(t), []).append(i)
+    graph = TFLiteGraph.read(tflite)
+    n = rewire(graph)
+    return graph.pack(), n
+
+
+def rewire(graph):
+    """`x_times_gate` on a parsed file (a `flatbuffer.TFLiteGraph`, changed in place): returns n."""
+    model, sg = graph.model, graph.subgraph
+    names, producer, readers = graph.op_names(), graph.producers(), graph.readers()
     graph_outputs = {int(t) for t in sg.outputs}
     triples = []
     for i, last in enumerate(sg.operators):
@@ -75,7 +77,8 @@ def x_times_gate(tflite):
         i_add, i_mul = (next(j for j, o in enumerate(ops) if o is op) for op in (add, mul))
         if i_mul < i_add:           # MUL now reads the ADD's output: the ADD (reading only x) moves up
             ops.insert(i_mul, ops.pop(i_add))
-    return (write_model(model, len(data)) if triples else data), len(triples)
+    graph.changed |= bool(triples)
+    return len(triples)
 
 
 def _exact(sg, x, m, k):

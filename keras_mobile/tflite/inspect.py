@@ -30,6 +30,23 @@ def make_interpreter(path, delegates=True, num_threads=None, preserve_all_tensor
     return it
 
 
+class XnnpackFiles:
+    """`make_interpreter(data)` (XNNPACK, default threads) for a series of questions about .tflite
+    bytes: the interpreter of the last bytes asked is reused while the same bytes come again
+    (`export` checks, rewrites, checks and reports a file, often the same bytes several times, and
+    XNNPACK packs every weight when an interpreter is made). Holds one interpreter at a time."""
+
+    def __init__(self):
+        self._data, self._it = None, None
+
+    def __call__(self, data):
+        if self._it is None or (data is not self._data and data != self._data):
+            self._data, self._it = None, None       # the old one is freed before the new one is built
+            self._it = make_interpreter(data, delegates=True)
+            self._data = data
+        return self._it
+
+
 def op_details(it):
     """[{"index", "op_name", "inputs", "outputs"}] of an interpreter's ops, in execution order."""
     # private LiteRT API (Interpreter._get_ops_details), checked on ai-edge-litert 2.3.0: the
@@ -121,9 +138,10 @@ def _tensor_info(detail):
                       np.dtype(detail["dtype"]).name, float(scale), int(zp))
 
 
-def inspect(path, quantized=None):
+def inspect(path, quantized=None, xnnpack_interpreter=None):
     """Report for a .tflite file. `quantized` (bool) says whether float compute should be flagged;
-    by default it is inferred: a file with any int8 compute is treated as a quantized model."""
+    by default it is inferred: a file with any int8 compute is treated as a quantized model.
+    xnnpack_interpreter: `make_interpreter(path)` when the caller has it open already."""
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no TFLite file at {path}")
@@ -156,7 +174,7 @@ def inspect(path, quantized=None):
                 where = "graph input" if set(floats) & graph_inputs else (
                     "graph output" if set(floats) & graph_outputs else "inside the graph")
                 float_ops.append((o["index"], name, f"float32 tensors ({where}): {names}"))
-    partitions, undelegated = xnnpack_partitions(path)
+    partitions, undelegated = xnnpack_partitions(path, xnnpack_interpreter)
     return TFLiteReport(
         path=path, file_bytes=os.path.getsize(path), ops=hist, float_ops=float_ops,
         inputs=[_tensor_info(d) for d in plain.get_input_details()],
@@ -172,11 +190,12 @@ def _output_position(detail):
     return int(tail) if tail.isdigit() else 0
 
 
-def xnnpack_partitions(path):
+def xnnpack_partitions(path, interpreter=None):
     """(number of XNNPACK delegate partitions, [(index, op)] of the ops left outside them) for a
     .tflite file under LiteRT's default delegate. A DELEGATE node lists only its boundary tensors,
-    so the ops it replaced are found by walking back from its outputs to its inputs."""
-    ops = op_details(make_interpreter(path, delegates=True))
+    so the ops it replaced are found by walking back from its outputs to its inputs.
+    interpreter: `make_interpreter(path)` when the caller has it open already."""
+    ops = op_details(interpreter or make_interpreter(path, delegates=True))
     producer = {t: o["index"] for o in ops if o["op_name"] != "DELEGATE" for t in o["outputs"]}
     covered = set()
     delegates = [o for o in ops if o["op_name"] == "DELEGATE"]

@@ -75,3 +75,22 @@ def test_a_triple_whose_integers_would_change_is_left_alone():
     q.scale = [float(q.scale[0]) * 1.01]
     out, n = x_times_gate(write_model(m, len(raw)))
     assert n == 1, n
+
+
+def test_one_pass_rewrites_write_the_file_of_one_rewrite_after_another():
+    """export's one pass (`int8_rewrites`: parsed once, XNNPACK's refusals asked of the converter's file,
+    then hard-swish order, softmax tail and float islands, packed once) writes the bytes that the
+    rewrites made one after another (each parsing and packing the file) write."""
+    from keras_mobile.tflite.int8_rewrites import int8_rewrites
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    h = keras.layers.Activation("gelu")(_hard_swish_net()(inp))         # int8 GELU: XNNPACK refuses it
+    out = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h))
+    model, _ = xnnpack_int8_friendly(keras.Model(inp, out))
+    x = np.random.default_rng(0).standard_normal((16, 8, 8, 3)).astype("float32") * 2
+    data = convert_quietly(converter_for(model, "int8", x, "float32", "float32", 16, progress=False))
+    one, reordered, tails, islands = int8_rewrites(data, hard_swish=True)
+    gated, n = x_times_gate(data)
+    two, _, two_tails, two_islands = int8_rewrites(gated)
+    assert (reordered, tails) == (n, two_tails) == (2, 1) and [op for _, op, _ in islands] == ["GELU"]
+    assert one == two and islands == two_islands
