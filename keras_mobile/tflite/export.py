@@ -135,8 +135,15 @@ def converter_for(model, quantization="float32", representative_data=None, input
     calibrator records an in-place ADD/SUB/MUL's input with the op's output range), or with a
     quantile of its per-sample extremes; off by default (see `export`).
     `representative_data` takes what `export` does, or the `representative.Samples` it already read."""
-    import tensorflow as tf
     _check(model, quantization, representative_data, input_dtype, output_dtype, true_calibration_ranges)
+    return _converter(model, quantization, representative_data, input_dtype, output_dtype, num_calibration_steps,
+                      batch_size, progress, drop_calibration_outliers, true_calibration_ranges)
+
+
+def _converter(model, quantization, representative_data, input_dtype, output_dtype, num_calibration_steps,
+               batch_size, progress, drop_calibration_outliers, true_calibration_ranges):
+    """`converter_for` with arguments already checked (`export` checks them once)."""
+    import tensorflow as tf
     range_quantile = _range_quantile(true_calibration_ranges)
     static, shape = fixed_batch(model, batch_size)
     if quantization == "int8" and representative_data is not None:   # checked before the slow conversion
@@ -188,7 +195,8 @@ def _range_quantile(true_calibration_ranges):
 
 def _float_bytes(model):
     """The float32 .tflite of `model` at batch 1 (to observe its activations in LiteRT)."""
-    conv = converter_for(model, "float32", progress=False)
+    conv = _converter(model, "float32", None, "float32", "float32", num_calibration_steps=100, batch_size=1,
+                      progress=False, drop_calibration_outliers=True, true_calibration_ranges=False)
     conv.allow_custom_ops = True        # a detector's post-process op: LiteRT runs it, it is not calibrated
     return convert_quietly(conv)
 
@@ -337,9 +345,9 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             equalize = equalized(model, representative_data if cle == "activations" else None)
         # CLE after the zeroing and folding: a dead or constant channel's weights stay 0
         with dead as zeroed, constant as folded, equalize as pairs:
-            conv = converter_for(model, quantization, representative_data, input_dtype, output_dtype,
-                                 num_calibration_steps, batch_size, progress, drop_calibration_outliers,
-                                 true_calibration_ranges)
+            conv = _converter(model, quantization, representative_data, input_dtype, output_dtype,
+                              num_calibration_steps, batch_size, progress, drop_calibration_outliers,
+                              true_calibration_ranges)
             conv.allow_custom_ops = allow_custom_ops
             return convert_quietly(conv), conv, zeroed, folded, pairs
 
