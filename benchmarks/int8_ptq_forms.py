@@ -58,8 +58,7 @@ def forms(name, size, workdir, calib_n=16):
            path["fp32_dw"], progress=False)
     export(model, path["int8"], "int8", **int8)
     export(model, path["int8_io"], "int8", input_dtype="int8", **int8)
-    old_lowering = edgetpu_lowering.edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False,
-                                                     pool_as_depthwise=True)
+    old_lowering = edgetpu_lowering.lowered(model, ("pool", "hard_swish"))
     with mock.patch("keras_mobile.tflite.hard_swish_order.rewire", lambda graph: 0):
         export(model, path["int8_scaling"], "int8", **int8)
         with mock.patch("keras_mobile.tflite.edgetpu_lowering.xnnpack_int8_friendly", lambda m: old_lowering):

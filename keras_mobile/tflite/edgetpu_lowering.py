@@ -24,6 +24,8 @@ A per-channel input scaling (keras_mobile's 'preprocessing' Rescaling of raw pix
 depthwise conv in the default int8 export (`affine_as_depthwise`: XNNPACK runs the converter's
 MUL/ADD by a 3-vector one pixel at a time).
 """
+from collections import Counter
+
 import keras
 import numpy as np
 from keras import ops
@@ -120,64 +122,74 @@ def _last_axis_layer_norm(layer):
     return len(axes) == 1 and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1))
 
 
-def edgetpu_friendly(model, approximate_gelu=True, explicit_layer_norm=True, pool_as_depthwise=False,
-                     scaling_as_depthwise=False):
-    """Returns (model, changes): a clone sharing `model`'s weights in which ops the Edge TPU lacks
-    are rewritten into supported ones (hard-swish -> MUL/ADD+RELU6/MUL, exact; GELU ->
-    x * sigmoid(1.702 x), approximate, unless approximate_gelu=False; LayerNorm written out,
-    exact, unless explicit_layer_norm=False; with pool_as_depthwise, AveragePooling2D ->
-    depthwise conv and border map, exact in float; with scaling_as_depthwise, a per-channel
-    Rescaling/Normalization -> 1x1 depthwise conv, `affine_as_depthwise`), and a list of change
-    notes (empty when nothing needed rewriting: `model` itself is returned)."""
-    rewrites = {name: hard_swish_edgetpu for name in HARD_SWISH_NAMES}
-    if approximate_gelu:
-        rewrites.update({name: gelu_edgetpu for name in GELU_NAMES})
-    targets = {id(layer): rewrites[_activation_name(layer)] for layer in graph.leaf_layers(model)
-               if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in rewrites}
-    norms = {id(layer) for layer in graph.leaf_layers(model) if explicit_layer_norm and _last_axis_layer_norm(layer)}
-    pools = {id(layer) for layer in graph.leaf_layers(model) if pool_as_depthwise and _lowerable_pool(layer)}
-    scalings = {id(layer) for layer in graph.leaf_layers(model) if scaling_as_depthwise and broadcast_affine(layer)}
-    if not targets and not norms and not pools and not scalings:
+def _activation_in(names):
+    return lambda layer: isinstance(layer, keras.layers.Activation) and _activation_name(layer) in names
+
+
+def _activation_as(fn):
+    return lambda layer: keras.layers.Activation(fn, name=layer.name, dtype=layer.dtype_policy)
+
+
+# rewrite -> (which leaf layers it takes, what replaces one: a layer sharing its weights, change note for n
+# of them); the notes are listed in this order
+REWRITES = {
+    "layer_norm": (_last_axis_layer_norm, ExplicitLayerNorm,
+                   "LayerNorm x{n} -> (x-mean)*rsqrt(var+eps)*gamma+beta (exact; all int8, Keras' lowering leaves "
+                   "a float NEG)"),
+    "pool": (_lowerable_pool, AveragePoolAsDepthwise,
+             "AveragePooling2D x{n} -> depthwise conv 1/(k*k) x border map (exact in float; int8 AVERAGE_POOL_2D is "
+             "not delegated to XNNPACK)"),
+    "scaling": (broadcast_affine, AffineAsDepthwise,
+                "per-channel input scaling x{n} -> 1x1 depthwise conv (exact in float; the MUL/ADD by a channel "
+                "vector runs in XNNPACK one pixel at a time)"),
+    "hard_swish": (_activation_in(HARD_SWISH_NAMES), _activation_as(hard_swish_edgetpu),
+                   "hard-swish x{n} -> relu6(x+3)*(x/6) (MUL, ADD+RELU6, MUL; exact; HARD_SWISH is not an Edge TPU "
+                   "op and its int8 kernel is not delegated to XNNPACK)"),
+    "gelu": (_activation_in(GELU_NAMES), _activation_as(gelu_edgetpu),
+             "GELU x{n} -> x*sigmoid(1.702x) (MUL, LOGISTIC, MUL; approximate, |error| <= 0.021; GELU is not an "
+             "Edge TPU op)"),
+}
+# target -> the rewrites its export makes
+TARGETS = {"edgetpu": ("layer_norm", "hard_swish", "gelu"), "xnnpack_int8": ("pool", "scaling", "hard_swish")}
+
+
+def lowered(model, rewrites):
+    """Returns (model, changes): a clone sharing `model`'s weights in which every leaf layer that one
+    of `rewrites` (names of `REWRITES`) takes is replaced, and a list of change notes (empty when
+    nothing needed rewriting: `model` itself is returned)."""
+    unknown = set(rewrites) - set(REWRITES)
+    if unknown:
+        raise ValueError(f"unknown rewrites {sorted(unknown)}; known: {list(REWRITES)}")
+    picked = {}         # id(layer) -> rewrite
+    for layer in graph.leaf_layers(model):
+        rewrite = next((r for r in rewrites if REWRITES[r][0](layer)), None)
+        if rewrite is not None:
+            picked[id(layer)] = rewrite
+    if not picked:
         return model, []
 
     def clone(layer):
-        if id(layer) in targets:
-            return keras.layers.Activation(targets[id(layer)], name=layer.name, dtype=layer.dtype_policy)
-        if id(layer) in norms:
-            return ExplicitLayerNorm(layer)
-        if id(layer) in pools:
-            return AveragePoolAsDepthwise(layer)
-        if id(layer) in scalings:
-            return AffineAsDepthwise(layer)
-        return layer          # reuse: weights stay shared with the original model
+        rewrite = picked.get(id(layer))
+        # other layers are reused: weights stay shared with the original model
+        return REWRITES[rewrite][1](layer) if rewrite else layer
 
     new = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    counts = {fn: list(targets.values()).count(fn) for fn in (hard_swish_edgetpu, gelu_edgetpu)}
-    changes = []
-    if norms:
-        changes.append(f"LayerNorm x{len(norms)} -> (x-mean)*rsqrt(var+eps)*gamma+beta (exact; all int8, "
-                       f"Keras' lowering leaves a float NEG)")
-    if pools:
-        changes.append(f"AveragePooling2D x{len(pools)} -> depthwise conv 1/(k*k) x border map (exact in float; int8 "
-                       f"AVERAGE_POOL_2D is not delegated to XNNPACK)")
-    if scalings:
-        changes.append(f"per-channel input scaling x{len(scalings)} -> 1x1 depthwise conv (exact in float; the "
-                       f"MUL/ADD by a channel vector runs in XNNPACK one pixel at a time)")
-    if counts[hard_swish_edgetpu]:
-        changes.append(f"hard-swish x{counts[hard_swish_edgetpu]} -> relu6(x+3)*(x/6) (MUL, ADD+RELU6, MUL; "
-                       f"exact; HARD_SWISH is not an Edge TPU op and its int8 kernel is not delegated to XNNPACK)")
-    if counts[gelu_edgetpu]:
-        changes.append(f"GELU x{counts[gelu_edgetpu]} -> x*sigmoid(1.702x) (MUL, LOGISTIC, MUL; approximate, "
-                       f"|error| <= 0.021; GELU is not an Edge TPU op)")
-    return new, changes
+    counts = Counter(picked.values())
+    return new, [note.format(n=counts[r]) for r, (_, _, note) in REWRITES.items() if counts[r]]
+
+
+def edgetpu_friendly(model):
+    """`lowered(model, TARGETS["edgetpu"])`, the Edge TPU export's rewrite: ops the Edge TPU lacks are
+    rewritten into supported ones (hard-swish -> MUL/ADD+RELU6/MUL, exact; GELU -> x * sigmoid(1.702 x),
+    approximate; LayerNorm written out, exact). Returns (model, changes)."""
+    return lowered(model, TARGETS["edgetpu"])
 
 
 def xnnpack_int8_friendly(model):
-    """The default int8 (PTQ) export's rewrite: hard-swish -> relu6(x+3)*(x/6), AveragePooling2D
-    -> depthwise conv x border map and per-channel input scaling -> 1x1 depthwise conv (all exact in
-    float). LiteRT's int8 HARD_SWISH and AVERAGE_POOL_2D kernels are not delegated to XNNPACK, so
-    every such op cuts the graph into another delegate partition (or needs a float island); MUL,
-    ADD+RELU6 and DEPTHWISE_CONV_2D are delegated in int8. The scaling's broadcast MUL/ADD is
-    delegated but slow (`affine_as_depthwise`). Returns (model, changes) as `edgetpu_friendly` does."""
-    return edgetpu_friendly(model, approximate_gelu=False, explicit_layer_norm=False, pool_as_depthwise=True,
-                            scaling_as_depthwise=True)
+    """`lowered(model, TARGETS["xnnpack_int8"])`, the default int8 (PTQ) export's rewrite: hard-swish ->
+    relu6(x+3)*(x/6), AveragePooling2D -> depthwise conv x border map and per-channel input scaling ->
+    1x1 depthwise conv (all exact in float). LiteRT's int8 HARD_SWISH and AVERAGE_POOL_2D kernels are not
+    delegated to XNNPACK, so every such op cuts the graph into another delegate partition (or needs a
+    float island); MUL, ADD+RELU6 and DEPTHWISE_CONV_2D are delegated in int8. The scaling's broadcast
+    MUL/ADD is delegated but slow (`affine_as_depthwise`). Returns (model, changes)."""
+    return lowered(model, TARGETS["xnnpack_int8"])

@@ -122,3 +122,10 @@ def test_int8_input_scaling_rounds_once(tmp_path):
     step = report.outputs[0].scale
     err = np.abs(run_tflite(report.path, x[16:]) - model.predict(x[16:], verbose=0))
     assert err.max() <= 0.51 * step, (err.max(), step)     # half a step, plus the int32 bias rounding
+
+
+def test_an_unknown_rewrite_is_named():
+    from keras_mobile.tflite.edgetpu_lowering import lowered
+    inp = keras.Input((8, 8, 3))
+    with pytest.raises(ValueError, match=r"unknown rewrites \['swish'\]"):
+        lowered(keras.Model(inp, keras.layers.Activation("hard_swish")(inp)), ("hard_swish", "swish"))
