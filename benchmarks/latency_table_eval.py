@@ -30,8 +30,8 @@ def _stat(times, stat):
 
 
 def _interpreter(blob, threads):
-    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
-    return random_inputs(make_interpreter(blob, num_threads=threads))
+    from keras_mobile.analysis.latency_timing import open_for_timing
+    return open_for_timing(blob, threads)
 
 
 def time_blob(blob, threads, runs, stat, warmup=3):

@@ -86,26 +86,68 @@ def invoke_clock(num_threads):
 def invoke_times(invoke, num_threads, runs=20, warmup=3, seconds=None, clock=None):
     """Seconds of each of `runs` calls of `invoke` (after `warmup` calls), by `clock` (default
     `invoke_clock(num_threads)`); stops early after `seconds` of wall time (at least 3 runs)."""
+    return round_robin_times([invoke], num_threads, runs, warmup, seconds, clock)[0]
+
+
+def round_robin_times(invokes, num_threads, runs=20, warmup=3, seconds=None, clock=None, before=None):
+    """Seconds of each call of each of `invokes`, called in turn: `runs` rounds of invokes[0](),
+    invokes[1](), ..., each call timed alone (after `warmup` untimed rounds), by `clock` (default
+    `invoke_clock(num_threads)`); stops early after `seconds` of wall time (at least 3 rounds).
+    before: one callable per invoke (or None), run untimed right before it. Returns one list of
+    times per invoke.
+
+    Invoked in turn, each of a model's block slices runs after the others evicted its weights
+    and buffers from cache, as inside the whole model; timed back to back alone it keeps them
+    resident (benchmarks/latency_block_cuts.py, benchmarks/search_latency_bias.py)."""
     clock = clock or invoke_clock(num_threads)
+    before = before or [None] * len(invokes)
     for _ in range(warmup):
-        invoke()
-    times = []
+        for invoke in invokes:
+            invoke()
+    times = [[] for _ in invokes]
     t_end = time.perf_counter() + seconds if seconds else None
     for _ in range(runs):
-        t0 = clock()
-        invoke()
-        times.append(clock() - t0)
-        if t_end and time.perf_counter() > t_end and len(times) >= 3:
+        for invoke, prepare, ts in zip(invokes, before, times):
+            if prepare is not None:
+                prepare()
+            t0 = clock()
+            invoke()
+            ts.append(clock() - t0)
+        if t_end and time.perf_counter() > t_end and len(times[0]) >= 3:
             break
     return times
+
+
+def open_for_timing(content, num_threads=1):
+    """A LiteRT interpreter of a .tflite (bytes or path), its inputs filled with random values."""
+    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
+    return random_inputs(make_interpreter(content, num_threads=num_threads))
 
 
 def time_tflite(content, num_threads=1, runs=20, warmup=3, seconds=None):
     """Median seconds per invoke of a .tflite (bytes or path) in the LiteRT interpreter
     (CPU time of the invoke at one thread, wall time at more: `invoke_clock`)."""
-    from keras_mobile.tflite.inspect import make_interpreter, random_inputs
-    it = random_inputs(make_interpreter(content, num_threads=num_threads))
+    it = open_for_timing(content, num_threads)
     return statistics.median(invoke_times(it.invoke, num_threads, runs, warmup, seconds))
+
+
+def rewrite_inputs(it):
+    """A callable that writes the interpreter's current input values again (untimed, before an
+    invoke in turn): the block before it in the model has just written its input, so the input
+    is in cache when the model runs it."""
+    inputs = [(d["index"], it.get_tensor(d["index"])) for d in it.get_input_details()]
+
+    def write():
+        for index, value in inputs:
+            it.set_tensor(index, value)
+    return write
+
+
+def times_in_turn(interpreters, num_threads=1, runs=20, warmup=3):
+    """Seconds of each invoke of each interpreter (a model's block slices, in model order), invoked
+    in turn (`round_robin_times`), each input rewritten right before its invoke (`rewrite_inputs`)."""
+    return round_robin_times([it.invoke for it in interpreters], num_threads, runs, warmup,
+                             before=[rewrite_inputs(it) for it in interpreters])
 
 
 def _overhead(num_threads, quantization="float32"):
