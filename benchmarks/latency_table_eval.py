@@ -1,15 +1,12 @@
 """Latency lookup table vs measured whole-model LiteRT latency over package models.
 
-    python benchmarks/latency_table_eval.py [--threads 1] [--models ...] [--runs 30] [--stat p20] [--fresh]
+    python benchmarks/latency_table_eval.py [--threads 1] [--models ...] [--runs 30] [--fresh]
 
-Measures each distinct block once (blocks and keys from keras_mobile.analysis.latency_table),
-predicts every model as the sum of its blocks, measures the whole models (alternating bursts),
-and reports Spearman rank correlation and mean absolute % error. Writes results/lut_t{threads}.json
-(the table) and results/lut_eval.json.
-
-On a shared machine the median of a timing is mostly other processes' load, and blocks and whole
-models are measured minutes apart; `--stat p20` (default) uses the 20th percentile of the runs
-for both, which tracks the uncontended latency. `--stat median` is the library's statistic.
+Measures each distinct block once, as the library's table does (`LatencyTable.measure_model`:
+each model's blocks timed in turn, the median of the runs), predicts every model as the sum of
+its blocks, measures the whole models (alternating bursts, the median of the runs), and reports
+Spearman rank correlation and mean absolute % error. Writes results/lut_t{threads}.json (the
+table) and results/lut_eval.json. `time_blob` is the benchmarks' timer of one file (any statistic).
 """
 import argparse
 import json
@@ -41,27 +38,7 @@ def time_blob(blob, threads, runs, stat, warmup=3):
     return _stat(invoke_times(_interpreter(blob, threads).invoke, threads, runs, warmup), stat)
 
 
-def measure_blocks(model, table, runs, stat):
-    """Adds every block of `model` missing from `table`, timed with `stat`."""
-    from tqdm.auto import tqdm
-
-    from keras_mobile.analysis import latency_table as lt
-    from keras_mobile.analysis.profile import profile
-    todo = {}
-    for b in lt.blocks(model):
-        if b.key() not in table.entries:
-            todo.setdefault(b.key(), b)
-    for k, b in tqdm(todo.items(), desc=f"LUT {model.name}", unit="block", leave=False):
-        sub = b.to_model()
-        try:
-            macs = profile(sub).macs
-        except Exception:  # noqa: BLE001
-            macs = None
-        table.entries[k] = {"seconds": time_blob(lt.to_tflite(sub), table.num_threads, runs, stat),
-                            "block": b.name, "macs": macs, "layers": [type(l).__name__ for l, _ in b.items]}
-
-
-def measure_models(models, threads, runs, stat, passes=3):
+def measure_models(models, threads, runs, stat="median", passes=3):
     """Whole-model seconds. Each model runs in back-to-back bursts (warm caches, as its blocks were
     timed), and the bursts of all models alternate over `passes` sweeps (the same load for each)."""
     from keras_mobile.analysis import latency_table as lt
@@ -79,7 +56,6 @@ def main(argv=None):
     p.add_argument("--models", nargs="*", default=DEFAULT)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--stat", choices=("p20", "median"), default="p20")
     p.add_argument("--fresh", action="store_true", help="re-measure every block (default: reuse the saved table)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     a = p.parse_args(argv)
@@ -89,25 +65,21 @@ def main(argv=None):
     t0 = time.time()
     lut_path = os.path.join(a.out, f"lut_t{a.threads}.json")
     table = lt.LatencyTable(num_threads=a.threads) if a.fresh else lt.LatencyTable.load_or_new(lut_path, a.threads)
-    if table.overhead is None:
-        import keras
-        x = keras.Input(batch_shape=(1, 4))   # per-invoke overhead, as the library measures it
-        table.overhead = time_blob(lt.to_tflite(keras.Model(x, keras.layers.Dense(4)(x))), a.threads, 200, a.stat)
     models = []
     for n in a.models:
         m = get_model(n)(weights=None)
         if n.startswith("MobileOne"):
             m = keras_mobile.reparameterize(m)   # deployed form
-        measure_blocks(m, table, a.runs, a.stat)
+        table.measure_model(m, runs=a.runs, progress=True)
         models.append(m)
-    measured = measure_models(models, a.threads, a.runs, a.stat)
+    measured = measure_models(models, a.threads, a.runs)
     pred = {m.name: table.predict(m) for m in models}
     names = list(pred)
     res = {"models": {n: {"predicted_ms": pred[n] * 1e3, "measured_ms": measured[n] * 1e3,
                           "error_pct": 100 * (pred[n] / measured[n] - 1)} for n in names},
            "spearman": lt.spearman([pred[n] for n in names], [measured[n] for n in names]),
            "mape_pct": lt.mape([pred[n] for n in names], [measured[n] for n in names]),
-           "num_threads": a.threads, "statistic": a.stat, "runs": a.runs, "entries": len(table.entries),
+           "num_threads": a.threads, "statistic": "median", "runs": a.runs, "entries": len(table.entries),
            "load1_end": os.getloadavg()[0], "wall_s": time.time() - t0}
     os.makedirs(a.out, exist_ok=True)
     table.save(lut_path)
@@ -117,7 +89,7 @@ def main(argv=None):
     for n, d in res["models"].items():
         print(f"| {n} | {d['predicted_ms']:.2f} | {d['measured_ms']:.2f} | {d['error_pct']:+.1f}% |")
     print(f"\nSpearman {res['spearman']:.3f}, MAPE {res['mape_pct']:.1f}% over {len(names)} models, "
-          f"{res['entries']} distinct blocks, {a.threads} thread(s), statistic {a.stat}, {res['wall_s'] / 60:.1f} min")
+          f"{res['entries']} distinct blocks, {a.threads} thread(s), {res['wall_s'] / 60:.1f} min")
 
 
 if __name__ == "__main__":

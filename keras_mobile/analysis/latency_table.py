@@ -4,9 +4,11 @@ A model's top-level layers are grouped into blocks by module path (`blocks.2.0.*
 `stages.1.blocks.3.*`, `stages.0.downsample.*`, `conv_stem`, ...; any of `. _ / : -` may
 separate the parts). Each block is cut out of the functional graph as a standalone model (its
 inputs = the tensors it reads from outside), converted by the package converter
-(`tflite.export.converter_for`, float32 or int8) and timed in the LiteRT interpreter. Blocks
-are keyed by their layer types, configs (names removed) and input shapes, so repeated blocks
-are measured once and the table is reused across models. Prediction = sum of block times
+(`tflite.export.converter_for`, float32 or int8) and timed in the LiteRT interpreter in its
+model's turn: all of the model's slices open at once and invoked in model order, round after
+round (`latency_timing.times_in_turn`), so each block runs after the rest of its model, as inside
+the whole model. Blocks are keyed by their layer types, configs (names removed) and input shapes,
+so repeated blocks are measured once and the table is reused across models. Prediction = sum of block times
 (per-invoke interpreter overhead is measured once, removed from each block and added back once
 per model), optionally mapped to whole-model time by a correction fitted on measured models
 (`calibrate`).
@@ -26,18 +28,28 @@ import numpy as np
 from keras_mobile.analysis.hardware import describe_host
 from keras_mobile.analysis.latency_blocks import Block, block_of, blocks  # noqa: F401
 from keras_mobile.analysis.latency_timing import (  # noqa: F401
-    QUANTIZATIONS, _overhead, block_tflite, measure_model_latency, slice_io, time_tflite, to_tflite)
+    QUANTIZATIONS, _overhead, block_tflite, measure_model_latency, open_for_timing, slice_io, time_tflite,
+    times_in_turn, to_tflite)
+
+# 2: blocks timed in their model's turn (1, unversioned: each block timed alone, back to back, its
+# working set resident in cache: float32 sums 1-16 % under the whole models, int8 1-7 % under)
+FORMAT_VERSION = 2
+_SLICE_CACHE_BYTES = 256 << 20
 
 
 class LatencyTable:
     """Measured seconds per distinct block on one host/thread count/quantization.
 
+    Each block is timed in turn with the other blocks of the model it was measured in (or of a
+    `context` model, `measure_model`): timed alone, back to back, a block keeps its weights and
+    buffers in cache and runs faster than inside its model (the plain sum of such times was
+    1-16 % under float32 models, 1-7 % under int8 ones, in turn +1..+13 % and -2..+5 %:
+    benchmarks/results/search_latency_bias_{float32,int8}.md). In turn each slice's buffers are its
+    own and cold, where the whole model reuses one arena in cache, hence the float32 over-prediction
+    (per block: benchmarks/results/latency_block_cuts_float32_per_block.md).
+
     `correction` (fitted by `calibrate` on whole models measured on the same host) maps the sum
-    of the block times to a whole-model time: `scale * sum + per_block * n_blocks`. A block timed
-    alone runs back to back on its own, its working set staying in cache and TLB; inside a model
-    the rest of the model evicts it between its runs, a cost the plain sum misses: the two halves
-    of a float32 model summed to 0.91-0.97x the whole model timed back to back each, 0.98-1.00x
-    timed alternately (benchmarks/results/latency_block_cuts_float32.md)."""
+    of the block times to a whole-model time: `scale * sum + per_block * n_blocks`."""
 
     def __init__(self, entries=None, num_threads=1, overhead=None, host=None, quantization="float32",
                  correction=None, block_io=None):
@@ -50,12 +62,13 @@ class LatencyTable:
         self.host = host or describe_host()
         self.quantization = quantization
         self.correction = correction       # {"scale", "per_block_s", ...} or None
+        self._slices = {}                  # key -> .tflite bytes of a block slice (this process only)
 
     # persistence ---------------------------------------------------------------------------
     def to_dict(self):
-        return {"num_threads": self.num_threads, "overhead_seconds": self.overhead, "host": self.host,
-                "quantization": self.quantization, "correction": self.correction, "block_io": self.block_io,
-                "entries": self.entries}
+        return {"version": FORMAT_VERSION, "num_threads": self.num_threads, "overhead_seconds": self.overhead,
+                "host": self.host, "quantization": self.quantization, "correction": self.correction,
+                "block_io": self.block_io, "entries": self.entries}
 
     def save(self, path):
         from keras_mobile.files import write_atomic
@@ -64,52 +77,91 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path):
+        """The table saved at `path`. ValueError for a file that is not a table, or a table of
+        another format version (an unversioned one timed each block alone: its times, and a
+        `correction` fitted on them, mean something else; `load_or_new` re-measures it)."""
         with open(path) as f:
             d = json.load(f)
         if not isinstance(d, dict) or not isinstance(d.get("entries"), dict):
             raise ValueError(f"{path} is not a latency table (a JSON object with an 'entries' object)")
+        if d.get("version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} is a latency table of format version {d.get('version', 1)}, this package reads "
+                f"version {FORMAT_VERSION}: its block times were measured with each block timed alone, "
+                f"which keeps the block's weights in cache (float32 sums 1-16 % under the whole model). "
+                f"Measure it again (delete it, or LatencyTable.load_or_new re-measures it); if its times are "
+                f"your own per-block measurements taken inside whole-model runs, add \"version\": {FORMAT_VERSION}")
         return cls(d["entries"], d.get("num_threads", 1), d.get("overhead_seconds"), d.get("host"),
                    d.get("quantization", "float32"), d.get("correction"), d.get("block_io", "float32"))
 
     @classmethod
     def load_or_new(cls, path, num_threads=1, quantization="float32"):
-        """The table at `path` if it was measured as this one would be (threads, quantization,
-        block IO type: int8 tables saved before blocks had int8 IO are re-measured), else a new one."""
+        """The table at `path` if it was measured as this one would be (format version, threads,
+        quantization, block IO type: int8 tables saved before blocks had int8 IO are re-measured),
+        else a new one."""
         if path and os.path.exists(path):
-            t = cls.load(path)
+            try:
+                t = cls.load(path)
+            except ValueError:
+                return cls(num_threads=num_threads, quantization=quantization)
             if t.num_threads == num_threads and t.quantization == quantization and \
                     t.block_io == slice_io(quantization):
                 return t
         return cls(num_threads=num_threads, quantization=quantization)
 
     # measurement / prediction ----------------------------------------------------------------
-    def _measure_block(self, b, runs):
-        from keras_mobile.analysis.profile import profile
-        sub = b.to_model()
-        # with the table's own block IO: a table loaded by path keeps one measuring method throughout
-        secs = time_tflite(to_tflite(sub, self.quantization, io_dtype=self.block_io), self.num_threads, runs=runs)
-        try:
-            macs = profile(sub).macs
-        except Exception:  # noqa: BLE001 - MACs are informational
-            macs = None
-        self.entries[b.key()] = {"seconds": secs, "block": b.name, "macs": macs,
-                                 "layers": [type(l).__name__ for l, _ in b.items]}
+    def _slice(self, b):
+        """.tflite bytes of block `b`, converted once per key in this process, with the table's own
+        block IO (a table loaded by path keeps one measuring method throughout)."""
+        if b.key() not in self._slices:
+            if sum(map(len, self._slices.values())) > _SLICE_CACHE_BYTES:
+                self._slices.clear()         # a long search's variants: bound the memory, convert again
+            self._slices[b.key()] = to_tflite(b.to_model(), self.quantization, io_dtype=self.block_io)
+        return self._slices[b.key()]
 
-    def measure_model(self, model, runs=20, progress=False):
-        """Measure every block of `model` not yet in the table; returns the number measured."""
+    def measure_model(self, model, runs=20, progress=False, context=None):
+        """Measure every block of `model` not yet in the table; returns the number of entries added.
+
+        The blocks are timed in turn with the blocks of `context` (default `model`; a model, or a
+        function returning one, called only if something is measured): one interpreter per block
+        of `context`, all invoked in model order round after round, then the blocks of `model`
+        that `context` lacks (e.g. a searched variant of one row, priced in the model it belongs
+        to). A key's time is the median over the rounds, averaged over its blocks in the turn.
+        Every block of the turn missing from the table is added, those of `context` too."""
         if self.overhead is None:
             self.overhead = _overhead(self.num_threads, self.quantization)
-        todo = {}
-        for b in blocks(model):
-            if b.key() not in self.entries:
-                todo.setdefault(b.key(), b)
-        it = todo.values()
+        mine = blocks(model)
+        if all(b.key() in self.entries for b in mine):
+            return 0
+        if callable(context) and not hasattr(context, "layers"):
+            context = context()
+        turn = blocks(context) if context is not None else mine
+        keys = {b.key() for b in turn}
+        turn += [b for b in dict((b.key(), b) for b in mine).values() if b.key() not in keys]
+        it = turn
         if progress:
             from keras_mobile.progress import progress_bar
-            it = progress_bar(it, total=len(todo), desc=f"LUT {model.name}", unit="block", leave=False)
-        for b in it:
-            self._measure_block(b, runs)
-        return len(todo)
+            it = progress_bar(turn, total=len(turn), desc=f"LUT {model.name}", unit="block", leave=False)
+        slices = [open_for_timing(self._slice(b), self.num_threads) for b in it]
+        times = times_in_turn(slices, self.num_threads, runs)
+        del slices
+        per_key, first = {}, {}
+        for b, ts in zip(turn, times):
+            per_key.setdefault(b.key(), []).append(float(np.median(ts)))
+            first.setdefault(b.key(), b)
+        added = [k for k in per_key if k not in self.entries]
+        for k in added:
+            self._add_entry(first[k], float(np.mean(per_key[k])))
+        return len(added)
+
+    def _add_entry(self, b, seconds):
+        from keras_mobile.analysis.profile import profile
+        try:
+            macs = profile(b.to_model()).macs
+        except Exception:  # noqa: BLE001 - MACs are informational
+            macs = None
+        self.entries[b.key()] = {"seconds": seconds, "block": b.name, "macs": macs,
+                                 "layers": [type(l).__name__ for l, _ in b.items]}
 
     def missing(self, model):
         return [b.name for b in blocks(model) if b.key() not in self.entries]

@@ -26,8 +26,11 @@ class LatencySource:
     def predict_ms(self, model):
         raise NotImplementedError
 
-    def row_ms(self, row_model):
-        """Latency of one table row as a standalone model, or None when only whole models are priced."""
+    def row_ms(self, row_model, context=None):
+        """Latency of one table row as a standalone model, or None when only whole models are priced.
+
+        context: the model the row belongs to (or a function returning it), for sources that
+        measure a row inside its model."""
         return None
 
     def save(self):
@@ -46,8 +49,9 @@ class TableLatency(LatencySource):
             self.save()
         return self.table.predict(model) * 1e3
 
-    def row_ms(self, row_model):
-        if self.table.measure_model(row_model, runs=self.runs):
+    def row_ms(self, row_model, context=None):
+        # a row the table lacks is timed in the turn of the model it belongs to, as every block is
+        if self.table.measure_model(row_model, runs=self.runs, context=context):
             self.save()
         total, rows = self.table.block_sum(row_model)
         c = self.table.correction
@@ -58,8 +62,9 @@ class TableLatency(LatencySource):
     def calibrate(self, model, runs=30):
         """Fit the table's whole-model scale on `model` measured whole with LiteRT on this machine.
 
-        The sum of separately timed blocks misses a per-model cost (see `LatencyTable`); one
-        whole-model measurement of the model being searched fixes its scale for its children."""
+        The sum of the blocks, each timed in its model's turn, over-predicts float32 models by a
+        few percent (see `LatencyTable`); one whole-model measurement of the model being searched
+        fixes its scale for its children."""
         from keras_mobile.analysis.latency_table import measure_model_latency
         self.table.measure_model(model, runs=self.runs)
         measured = measure_model_latency(model, self.table.num_threads, runs, self.table.quantization)
@@ -83,7 +88,7 @@ class RooflineLatency(LatencySource):
         from keras_mobile.analysis.roofline import roofline
         return roofline(model, self.hardware).seconds * 1e3
 
-    def row_ms(self, row_model):
+    def row_ms(self, row_model, context=None):
         return self.predict_ms(row_model)
 
 
@@ -118,7 +123,7 @@ class RowPricer:
             return 0.0
         key = (repr(space.rows[i]), tuple(in_shape), space.spec.act, space.spec.bn_eps, space.spec.padding)
         if key not in self.rows:
-            self.rows[key] = self.source.row_ms(space.row_model(i, in_shape))
+            self.rows[key] = self.source.row_ms(space.row_model(i, in_shape), context=lambda: space.build().model)
         return self.rows[key]
 
     def whole(self, space):

@@ -139,17 +139,72 @@ def test_int8_slices_pass_int8_tensors_as_the_whole_file_does(tmp_path):
 def test_new_blocks_are_timed_with_the_table_s_own_block_io(tmp_path, monkeypatch):
     """A table loaded by path (a user's JSON, never re-measured) keeps one measuring method: an old
     int8 table with float-IO slices times the blocks it lacks with float IO too, and saves as such."""
-    import json
-    d = lt.LatencyTable(num_threads=1, quantization="int8").to_dict()
+    d = lt.LatencyTable(num_threads=1, quantization="int8", overhead=0.0).to_dict()
     d["block_io"] = "float32"
     (tmp_path / "old.json").write_text(json.dumps(d))
     table = lt.LatencyTable.load(str(tmp_path / "old.json"))
     seen = []
-    real = lt.to_tflite
-    monkeypatch.setattr(lt, "to_tflite", lambda m, q, io_dtype=None: seen.append((q, io_dtype)) or real(m, q, io_dtype=io_dtype))
-    monkeypatch.setattr(lt, "time_tflite", lambda data, threads, runs: 1e-4)
-    table._measure_block(lt.blocks(_tiny())[1], runs=1)
-    assert seen == [("int8", "float32")] and json.loads(open(table.save(str(tmp_path / "old.json"))).read())["block_io"] == "float32"
+    monkeypatch.setattr(lt, "to_tflite", lambda m, q, io_dtype=None: seen.append((q, io_dtype)) or b"")
+    monkeypatch.setattr(lt, "open_for_timing", lambda content, threads: None)
+    monkeypatch.setattr(lt, "times_in_turn", lambda its, threads, runs: [[1e-4]] * len(its))
+    table.measure_model(_tiny(), runs=1)
+    assert set(seen) == {("int8", "float32")} and len(seen) == 3       # one conversion per distinct block
+    assert json.loads(open(table.save(str(tmp_path / "old.json"))).read())["block_io"] == "float32"
+
+
+def _fake_timing(monkeypatch, table, seconds):
+    """Slices stand for their block names; each name gets the times in `seconds`. Returns the turns."""
+    turns = []
+    monkeypatch.setattr(table, "_slice", lambda b: b.name)
+    monkeypatch.setattr(lt, "open_for_timing", lambda content, threads: content)
+    monkeypatch.setattr(lt, "times_in_turn", lambda its, threads, runs: turns.append(list(its)) or
+                        [seconds[name] for name in its])
+    return turns
+
+
+def test_blocks_are_timed_in_their_model_s_turn_and_each_time_goes_to_its_block(monkeypatch):
+    m = _tiny()
+    table = lt.LatencyTable(num_threads=1, overhead=0.0)
+    turns = _fake_timing(monkeypatch, table, {"conv_stem..bn1": [3.0, 1.0, 2.0], "blocks.0.0": [4.0, 4.0, 5.0],
+                                               "blocks.0.1": [6.0, 6.0, 6.0], "global_pool..classifier": [1.0] * 3})
+    assert table.measure_model(m, runs=3) == 3
+    assert turns == [["conv_stem..bn1", "blocks.0.0", "blocks.0.1", "global_pool..classifier"]]   # model order
+    by_block = {e["block"]: e["seconds"] for e in table.entries.values()}
+    # the medians over rounds; the two blocks of one key share an entry: the mean of their medians
+    assert by_block == {"conv_stem..bn1": 2.0, "blocks.0.0": 5.0, "global_pool..classifier": 1.0}
+    assert table.predict(m) == pytest.approx(2.0 + 5.0 + 5.0 + 1.0)
+    assert table.measure_model(m, runs=3) == 0 and len(turns) == 1          # nothing timed again
+
+
+def test_a_block_the_context_lacks_is_timed_after_the_context_s_blocks(monkeypatch):
+    """A searched variant of one row is timed in the turn of the model it belongs to: the context's
+    blocks in order, then the variant (the context's blocks are added too: they were timed in their
+    own model's turn); a function context is only built when something is measured."""
+    x = keras.Input((8, 8, 8), name="input")
+    h = keras.layers.Conv2D(16, 1, name="blocks-0-0-conv_pw")(x)
+    row = keras.Model(x, keras.layers.Add(name="blocks-0-0-add")([x, keras.layers.Conv2D(8, 1, name="blocks-0-0-conv_pwl")(h)]))
+    table = lt.LatencyTable(num_threads=1, overhead=0.0)
+    turns = _fake_timing(monkeypatch, table, {n: [1.0] for n in
+                                              ("conv_stem..bn1", "blocks.0.0", "blocks.0.1", "global_pool..classifier")})
+    built = []
+    assert table.measure_model(row, runs=1, context=lambda: built.append(1) or _tiny()) == 4
+    assert turns == [["conv_stem..bn1", "blocks.0.0", "blocks.0.1", "global_pool..classifier", "blocks.0.0"]]
+    assert table.measure_model(row, runs=1, context=lambda: built.append(1) or _tiny()) == 0 and built == [1]
+
+
+def test_a_table_of_another_format_is_refused_by_load_and_measured_again_by_load_or_new(tmp_path):
+    """Unversioned tables timed each block alone (weights resident in cache): their times, and the
+    `correction` fitted on them, mean something else."""
+    old = {"num_threads": 1, "quantization": "float32", "block_io": "float32", "overhead_seconds": 1e-6,
+           "correction": {"scale": 1.1, "per_block_s": 0.0, "fitted_on": ["net"]}, "entries": {"k": {"seconds": 1e-4}}}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"format version 1, this package reads version 2.*Measure it again"):
+        lt.LatencyTable.load(str(path))
+    fresh = lt.LatencyTable.load_or_new(str(path), 1, "float32")
+    assert fresh.entries == {} and fresh.correction is None
+    assert json.loads(open(fresh.save(str(path))).read())["version"] == lt.FORMAT_VERSION
+    assert lt.LatencyTable.load(str(path)).entries == {}
 
 
 def test_rank_metrics():

@@ -55,3 +55,24 @@ def test_host_calibration_makes_the_table_predict_the_measured_whole_model(tmp_p
     assert src.predict_ms(m) == pytest.approx(measured, rel=1e-6)
     reloaded = get_source("host", cache_path=str(tmp_path / "host.json"))   # the fit is kept with the table
     assert reloaded.predict_ms(m) == pytest.approx(measured, rel=1e-6)
+
+
+def test_a_row_is_priced_in_the_turn_of_the_model_it_belongs_to(tmp_path, monkeypatch):
+    """A row the host table lacks is timed among the blocks of its space's model, in model order
+    (where it runs), not alone; a row already in the table is not timed again."""
+    from keras_mobile.applications import MobileNetV3Small
+    from keras_mobile.search import TableSpace
+    from keras_mobile.search.latency import RowPricer
+    space = TableSpace.from_model(MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10))
+    src = get_source("host", cache_path=str(tmp_path / "host.json"))
+    src.table.overhead = 0.0
+    turns = []
+    monkeypatch.setattr(src.table, "_slice", lambda b: b.name)
+    monkeypatch.setattr(lt, "open_for_timing", lambda content, threads: content)
+    monkeypatch.setattr(lt, "times_in_turn", lambda its, threads, runs: turns.append(list(its)) or [[1e-4]] * len(its))
+    built = space.build()
+    pricer = RowPricer(src)
+    assert pricer.row(space, 3, built.row_inputs[3]) == pytest.approx(0.1)
+    assert turns == [[b.name for b in lt.blocks(built.model)]]
+    assert len(src.table.entries) == len({b.key() for b in lt.blocks(built.model)})   # the whole turn's blocks
+    assert RowPricer(src).row(space, 3, built.row_inputs[3]) == pytest.approx(0.1) and len(turns) == 1
