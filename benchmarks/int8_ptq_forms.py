@@ -24,6 +24,7 @@ The two rewrites are switched off by replacing the functions that make them for 
 has no option for the old forms). Writes results/int8_ptq_forms.json and .md.
 """
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -40,8 +41,8 @@ from _setup import Run, host_line, run_line, write_result  # noqa: E402
 FORMS = ("fp32", "fp32_dw", "int8_before", "int8_scaling", "int8", "qat", "int8_io")
 
 
-def forms(name, size, workdir, calib_n=16):
-    """{form: .tflite bytes} of one model."""
+def forms(name, size, workdir, wanted=FORMS, calib_n=16):
+    """{form: .tflite bytes} of one model, for fp32 and the forms in `wanted`."""
     import keras
 
     import keras_mobile
@@ -51,26 +52,41 @@ def forms(name, size, workdir, calib_n=16):
     model = getattr(keras_mobile, name)(weights=None, input_shape=(size, size, 3))
     x = np.random.default_rng(0).uniform(0, 255, (calib_n, size, size, 3)).astype("float32")
     set_bn_statistics(model, x[:8])
-    path = {f: os.path.join(workdir, f + ".tflite") for f in FORMS}
     int8 = dict(representative_data=x, num_calibration_steps=calib_n, progress=False)
-    export(model, path["fp32"], progress=False)
-    export(keras.models.clone_model(model, clone_function=lambda l: AffineAsDepthwise(l) if broadcast_affine(l) else l),
-           path["fp32_dw"], progress=False)
-    export(model, path["int8"], "int8", **int8)
-    export(model, path["int8_io"], "int8", input_dtype="int8", **int8)
     old_lowering = edgetpu_lowering.lowered(model, ("pool", "hard_swish"))
-    with mock.patch("keras_mobile.tflite.hard_swish_order.rewire", lambda graph: 0):
-        export(model, path["int8_scaling"], "int8", **int8)
-        with mock.patch("keras_mobile.tflite.edgetpu_lowering.xnnpack_int8_friendly", lambda m: old_lowering):
-            export(model, path["int8_before"], "int8", **int8)
-    export(quantize_model(model, calibration_data=x, calibration_steps=calib_n), path["qat"], "int8", progress=False)
-    return {f: open(p, "rb").read() for f, p in path.items()}
+    no_gate_order = mock.patch("keras_mobile.tflite.hard_swish_order.rewire", lambda graph: 0)
+    old_forms = mock.patch("keras_mobile.tflite.edgetpu_lowering.xnnpack_int8_friendly", lambda m: old_lowering)
+    make = {
+        "fp32": lambda p: export(model, p, progress=False),
+        "fp32_dw": lambda p: export(keras.models.clone_model(
+            model, clone_function=lambda l: AffineAsDepthwise(l) if broadcast_affine(l) else l), p, progress=False),
+        "int8": lambda p: export(model, p, "int8", **int8),
+        "int8_io": lambda p: export(model, p, "int8", input_dtype="int8", **int8),
+        "int8_scaling": lambda p: _patched([no_gate_order], lambda: export(model, p, "int8", **int8)),
+        "int8_before": lambda p: _patched([no_gate_order, old_forms], lambda: export(model, p, "int8", **int8)),
+        "qat": lambda p: export(quantize_model(model, calibration_data=x, calibration_steps=calib_n), p, "int8",
+                                progress=False),
+    }
+    out = {}
+    for form in FORMS:
+        if form == "fp32" or form in wanted:
+            path = os.path.join(workdir, form + ".tflite")
+            make[form](path)
+            out[form] = open(path, "rb").read()
+    return out
+
+
+def _patched(patches, fn):
+    """fn() with every mock patch in `patches` applied."""
+    with contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch)
+        return fn()
 
 
 def measure(name, size, threads, rounds, timed=FORMS[1:]):
     with tempfile.TemporaryDirectory() as workdir:
-        blobs = forms(name, size, workdir)
-    blobs = {f: b for f, b in blobs.items() if f == "fp32" or f in timed}
+        blobs = forms(name, size, workdir, timed)
     out = {}
     for t in threads:
         from keras_mobile.analysis.latency_timing import invoke_clock
