@@ -20,6 +20,7 @@ interval (the variants of one digit are correlated, so the interval is optimisti
 distinct digits among the disagreements is reported too). Where the default file agrees on less
 than 99 %, the per-tensor drift of the int8 file against the float32 file
 (benchmarks/ptq_diagnose.drift) on the disagreeing inputs names the tensors where the error grows
+and how much of it is a per-channel mean (what a bias correction could cancel)
 (were cross-layer equalization on by default, the float32 file is exported from the equalized
 weights: the same function, the same tensors). --seed takes several seeds (one model each).
 Writes results/int8_agreement.json and .md after each model.
@@ -237,7 +238,8 @@ def measure(args, name, seed, size, data, test, workdir):
         r["drift"] = rows
         # the model's output (the float softmax) left out: its error on near-ties says nothing of a layer
         r["worst_steps"] = sorted(({"tensor": b["tensor"], "rel_rmse": b["rel_rmse"],
-                                    "growth": b["rel_rmse"] - a["rel_rmse"]} for a, b in zip(rows, rows[1:-1])),
+                                    "growth": b["rel_rmse"] - a["rel_rmse"],
+                                    "channel_mean_share": b["channel_mean_share"]} for a, b in zip(rows, rows[1:-1])),
                                   key=lambda d: -d["growth"])[:6]
     r["load_after"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps({k: v for k, v in r.items() if k != "drift"}, indent=1), flush=True)
@@ -287,7 +289,9 @@ def render(r):
         if m.get("worst_steps"):
             lines += ["", f"{m['model']}: tensors where the default file's error (relative RMSE vs the float32 file, on "
                           "the disagreeing inputs) grows most:"]
-            lines += [f"- `{w['tensor']}`: +{w['growth']:.3f} (to {w['rel_rmse']:.3f})" for w in m["worst_steps"]]
+            lines += [f"- `{w['tensor']}`: +{w['growth']:.3f} (to {w['rel_rmse']:.3f})"
+                      + (f"; per-channel mean {100 * w['channel_mean_share']:.0f} % of its squared error"
+                         if "channel_mean_share" in w else "") for w in m["worst_steps"]]
     for note in r.get("notes", []):
         lines += ["", note]
     return "\n".join(lines) + "\n"

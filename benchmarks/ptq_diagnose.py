@@ -4,8 +4,9 @@
 
 Data, calibration (the first 300 training images) and evaluation (10,000 unseen images) as in
 benchmarks/ptq_seeds.py. Drift: the float32 and default int8 files are run with all tensors kept
-on the same test images; tensors are matched by name and compared (cosine, relative RMSE) in
-execution order, so where the error grows is visible. Writes results/ptq_diagnose_<name>.json.
+on the same test images; tensors are matched by name and compared (cosine, relative RMSE, the share
+of the squared error that is a per-channel mean: what a bias correction could cancel) in execution
+order, so where the error grows is visible. Writes results/ptq_diagnose_<name>.json.
 """
 import argparse
 import json
@@ -74,7 +75,12 @@ def drift(float_path, int8_path, images):
         cos = float(np.mean(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
         rel = float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(a ** 2)) + 1e-12))
         scale = float(qp[name][0])
-        rows.append({"tensor": name[:100], "cosine": cos, "rel_rmse": rel, "scale": scale,
+        # share of the squared error that is a per-channel mean over images and positions: what an
+        # (empirical) bias correction of the producing op could cancel
+        err = (q[name] - f[name]).reshape(-1, f[name].shape[-1])
+        mean_share = float(np.sum(err.mean(0) ** 2) * len(err) / (np.sum(err ** 2) + 1e-30))
+        rows.append({"tensor": name[:100], "cosine": cos, "rel_rmse": rel, "channel_mean_share": mean_share,
+                     "scale": scale,
                      "float_absmax": float(np.abs(a).max()), "float_p99.9": float(np.percentile(np.abs(a), 99.9)),
                      "float_rms": float(np.sqrt(np.mean(a ** 2))),
                      "range_steps_used_p99.9": float(np.percentile(np.abs(a), 99.9) / scale) if scale else None})
