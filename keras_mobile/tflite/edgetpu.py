@@ -131,9 +131,10 @@ class VersionVerdict:
 
 def op_versions(tflite):
     """[(op name, version)] of a .tflite file's operator codes (path or bytes), read from the flatbuffer."""
-    from keras_mobile.tflite.metadata_format import _model_bytes, _schema
+    from keras_mobile.tflite.flatbuffer import read_model
+    from keras_mobile.tflite.metadata_format import _schema
     schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(_model_bytes(tflite)), 0)
+    model, _ = read_model(tflite)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     out = []
     for c in model.operatorCodes:

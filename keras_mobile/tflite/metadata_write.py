@@ -19,9 +19,10 @@ import zipfile
 import flatbuffers
 import numpy as np
 
+from keras_mobile.tflite.flatbuffer import read_model, write_model
 from keras_mobile.tflite.metadata_format import (
     _ZIP_DATE, ACTIVATIONS, DETECTOR_OUTPUTS, KINDS, LABELS_FILE, METADATA_NAME, SEGMENTER_METADATA_NAME,
-    _io, _model_bytes, _schema, _text, md, seg_md)
+    _io, _schema, _text, md, seg_md)
 
 
 def imagenet_labels():
@@ -68,8 +69,10 @@ def _detector_order(model, outputs):
 def infer_kind(tflite):
     """'detector' if the graph ends in TFLite_Detection_PostProcess, 'segmenter' for a 4-D
     output, else 'classifier'."""
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(_model_bytes(tflite)), 0)
+    return _kind(read_model(tflite)[0])
+
+
+def _kind(model):
     _, outputs = _io(model)
     try:
         _detector_order(model, outputs)
@@ -301,9 +304,8 @@ def add_metadata(tflite, name=None, description=None, labels=None, mean=0.0, std
     Any existing metadata and packed files are replaced.
     """
     schema = _schema()
-    data = _model_bytes(tflite)
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    kind = kind or infer_kind(data)
+    model, data = read_model(tflite)
+    kind = kind or _kind(model)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if activation not in ACTIVATIONS:
@@ -334,9 +336,7 @@ def add_metadata(tflite, name=None, description=None, labels=None, mean=0.0, std
     b.Finish(meta.Pack(b), file_identifier=b"M001")
     blob = np.frombuffer(bytes(b.Output()), np.uint8)
     _set_metadata_buffer(model, schema, blob)
-    out = flatbuffers.Builder(len(data) + len(blob) + 1024)
-    out.Finish(model.Pack(out), file_identifier=b"TFL3")
-    result = bytes(out.Output())
+    result = write_model(model, len(data) + len(blob))
     if labels:
         result = _append_zip(result, {LABELS_FILE: "\n".join(labels) + "\n"})
     return result

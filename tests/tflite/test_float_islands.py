@@ -139,7 +139,7 @@ def test_add_outside_xnnpack_scale_window_becomes_an_island(files):
 
 def test_softmax_tail_and_islands_in_one_pass(tmp_path, files):
     """A classifier Softmax at the float output becomes the float tail (int8_tail) in the same rewrite
-    as the islands (float_islands.int8_rewrites): the islands are those of the model without the
+    as the islands (int8_rewrites.int8_rewrites): the islands are those of the model without the
     Softmax, the tail is no island, and the file computes what the two passes (tail at export, then
     float_islands) compute."""
     _, x, no_softmax, _ = files
