@@ -17,9 +17,9 @@ at 2), each ratio the median of per-round ratios against fp32:
   * qat: `quantize_model(model, calibration_data=...)` exported int8, not trained (its graph forms
     are what matters here);
   * int8_io: the default export with `input_dtype="int8"`: no uint8 -> int8 input QUANTIZE, which
-    the default uint8 file runs outside XNNPACK (the delegate takes uint8 tensors only when built
-    with its QU8 flag, off in LiteRT's default delegate). What a uint8 (camera bytes, MediaPipe)
-    input costs.
+    the default uint8 file runs outside XNNPACK in this LiteRT wheel (the delegate takes uint8
+    tensors only in builds with XNNPACK_DELEGATE_ENABLE_QU8). What a uint8 (camera bytes,
+    MediaPipe) input costs.
 The two rewrites are switched off by replacing the functions that make them for the run (the export
 has no option for the old forms). Writes results/int8_ptq_forms.json and .md.
 """
