@@ -32,7 +32,7 @@ from keras_mobile.analysis.latency_timing import (  # noqa: F401
     times_in_turn, to_tflite)
 
 # 2: blocks timed in their model's turn (1, unversioned: each block timed alone, back to back, its
-# working set resident in cache: float32 sums 1-16 % under the whole models, int8 1-7 % under)
+# working set resident in cache: float32 sums 3-23 % under the whole models, int8 5-13 % under)
 FORMAT_VERSION = 2
 _SLICE_CACHE_BYTES = 256 << 20
 
@@ -42,10 +42,11 @@ class LatencyTable:
 
     Each block is timed in turn with the other blocks of the model it was measured in (or of a
     `context` model, `measure_model`): timed alone, back to back, a block keeps its weights and
-    buffers in cache and runs faster than inside its model (the plain sum of such times was
-    1-16 % under float32 models, 1-7 % under int8 ones, in turn +1..+13 % and -2..+5 %:
-    benchmarks/results/search_latency_bias_{float32,int8}.md). In turn each slice's buffers are its
-    own and cold, where the whole model reuses one arena in cache, hence the float32 over-prediction
+    buffers in cache and runs faster than inside its model (over 7 models in the same rounds, the
+    sums of blocks timed alone were 3-23 % under float32 models and 5-13 % under int8 ones; in turn
+    -2.5..+14 % and -2.3..+9.3 %, MAPE 6.1 and 3.1 %: benchmarks/results/search_latency_bias_{float32,int8}.md).
+    In turn each slice's activations are its own buffers, cold, where the whole model reuses one
+    arena that stays in cache, hence the float32 over-prediction of activation-heavy blocks
     (per block: benchmarks/results/latency_block_cuts_float32_per_block.md).
 
     `correction` (fitted by `calibrate` on whole models measured on the same host) maps the sum
@@ -88,7 +89,7 @@ class LatencyTable:
             raise ValueError(
                 f"{path} is a latency table of format version {d.get('version', 1)}, this package reads "
                 f"version {FORMAT_VERSION}: its block times were measured with each block timed alone, "
-                f"which keeps the block's weights in cache (float32 sums 1-16 % under the whole model). "
+                f"which keeps the block's weights in cache (float32 sums 3-23 % under the whole model). "
                 f"Measure it again (delete it, or LatencyTable.load_or_new re-measures it); if its times are "
                 f"your own per-block measurements taken inside whole-model runs, add \"version\": {FORMAT_VERSION}")
         return cls(d["entries"], d.get("num_threads", 1), d.get("overhead_seconds"), d.get("host"),
