@@ -41,7 +41,7 @@ SE_MARK = "-se-"            # keras_mobile's squeeze-excite layer names: blocks-
 def se_ops(tflite, only_scale=False):
     """{operator index: reason} of the squeeze-excite ops of an int8 file (output tensor named
     '...-se-...'; with only_scale, the MUL of the features by the gate)."""
-    from keras_mobile.tflite.float_islands import op_name, read_model
+    from keras_mobile.tflite.flatbuffer import op_name, read_model
     model, _ = read_model(tflite)
     sg = model.subgraphs[0]
     picks = {}
@@ -54,7 +54,7 @@ def se_ops(tflite, only_scale=False):
 
 def head_ops(tflite):
     """{operator index: reason} of the ops after the last MEAN (the global pool): the classifier head."""
-    from keras_mobile.tflite.float_islands import op_name, read_model
+    from keras_mobile.tflite.flatbuffer import op_name, read_model
     model, _ = read_model(tflite)
     ops = model.subgraphs[0].operators
     last = max(i for i, op in enumerate(ops) if op_name(model, op) == "MEAN")
@@ -66,7 +66,7 @@ def matching_ops(tflite, pattern):
     """{operator index: reason} of the int8 ops whose output tensor name matches regex `pattern`."""
     import re
 
-    from keras_mobile.tflite.float_islands import op_name, read_model
+    from keras_mobile.tflite.flatbuffer import op_name, read_model
     model, _ = read_model(tflite)
     sg = model.subgraphs[0]
     return {i: f"matches {pattern} (lever test)" for i, op in enumerate(sg.operators)
@@ -82,7 +82,7 @@ def widened(default_path, path, pattern, factor):
     import re
 
     from keras_mobile.files import write_atomic
-    from keras_mobile.tflite.float_islands import read_model, write_model
+    from keras_mobile.tflite.flatbuffer import read_model, write_model
     model, data = read_model(default_path)
     sg = model.subgraphs[0]
     wide = set()
@@ -104,7 +104,8 @@ def widened(default_path, path, pattern, factor):
 def with_islands(default_path, path, pick):
     """The default int8 file with the ops `pick(file)` chooses as float islands."""
     from keras_mobile.files import write_atomic
-    from keras_mobile.tflite.float_islands import read_model, to_float
+    from keras_mobile.tflite.flatbuffer import read_model
+    from keras_mobile.tflite.float_islands import to_float
     model, data = read_model(default_path)
     write_atomic(path, to_float(model, pick(data), len(data))[0])
 

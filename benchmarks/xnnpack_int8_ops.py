@@ -89,7 +89,7 @@ def _delegation(data, op):
 
 def _edited(data, op, edit):
     """`data` with `edit(subgraph, operator)` applied to the first operator named `op`."""
-    from keras_mobile.tflite.float_islands import op_name, read_model, write_model
+    from keras_mobile.tflite.flatbuffer import op_name, read_model, write_model
     model, _ = read_model(data)
     sg = model.subgraphs[0]
     edit(sg, next(o for o in sg.operators if op_name(model, o) == op))

@@ -17,7 +17,7 @@ rewrite, also of the classifier tail (`int8_tail`); `int8_rewrites.int8_rewrites
 makes both, after the hard-swish order, from one parse and one pack of the file."""
 import numpy as np
 
-from keras_mobile.tflite.flatbuffer import TFLiteGraph, op_name, read_model, write_model  # noqa: F401
+from keras_mobile.tflite.flatbuffer import TFLiteGraph, op_name, write_model
 from keras_mobile.tflite.metadata_format import _schema
 
 # int8 ops XNNPACK runs only in float (benchmarks/results/xnnpack_int8_ops.md)

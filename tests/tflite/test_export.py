@@ -4,6 +4,7 @@ import pytest
 
 import keras_mobile
 from keras_mobile.tflite import export, inspect, run_tflite
+from keras_mobile.tflite.export import converter_for
 from keras_mobile.commands.demo import load_digits_rgb
 from keras_mobile.tflite.representative import set_bn_statistics
 
@@ -143,6 +144,9 @@ def test_representative_data_forms(tmp_path, small_model, images):
 def test_bad_arguments(tmp_path, small_model, kwargs, match):
     with pytest.raises(ValueError, match=match):
         export(small_model, tmp_path / "bad.tflite", **kwargs)
+    # converter_for, which heads and QAT call directly, checks the same arguments itself
+    with pytest.raises(ValueError, match=match):
+        converter_for(small_model, **kwargs)
     assert not (tmp_path / "bad.tflite").exists()
     assert not list(tmp_path.glob("*.tmp"))
 

@@ -7,7 +7,8 @@ import pytest
 
 import keras_mobile
 from keras_mobile.tflite import export, run_tflite
-from keras_mobile.tflite.float_islands import float_islands, op_name, read_model, refusal_reason, to_float, write_model
+from keras_mobile.tflite.flatbuffer import op_name, read_model, write_model
+from keras_mobile.tflite.float_islands import float_islands, refusal_reason, to_float
 from keras_mobile.tflite.inspect import make_interpreter, op_details, xnnpack_partitions
 from keras_mobile.tflite.representative import set_bn_statistics
 

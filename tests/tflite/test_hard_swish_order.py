@@ -4,7 +4,7 @@ import numpy as np
 
 from keras_mobile.tflite.edgetpu_lowering import xnnpack_int8_friendly
 from keras_mobile.tflite.export import converter_for, convert_quietly
-from keras_mobile.tflite.float_islands import op_name, read_model
+from keras_mobile.tflite.flatbuffer import op_name, read_model
 from keras_mobile.tflite.hard_swish_order import x_times_gate
 from keras_mobile.tflite.inspect import make_interpreter
 
@@ -63,7 +63,7 @@ def test_files_without_the_triple_are_returned_as_they_are():
 def test_a_triple_whose_integers_would_change_is_left_alone():
     """If x / 6 is not quantized at exactly x's scale / 6 (a calibrator that widened its range), the
     other order would round differently: that triple stays as the converter wrote it."""
-    from keras_mobile.tflite.float_islands import write_model
+    from keras_mobile.tflite.flatbuffer import write_model
     model, _ = xnnpack_int8_friendly(_hard_swish_net())
     x = np.random.default_rng(0).standard_normal((24, 8, 8, 3)).astype("float32") * 2
     data = convert_quietly(converter_for(model, "int8", x[:16], "float32", "int8", 16, progress=False))
