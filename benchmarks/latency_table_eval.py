@@ -12,12 +12,13 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from _setup import Run  # noqa: E402
 DEFAULT = ["MobileNetV3Small", "MobileNetV3Large", "MobileNetV4ConvS", "MobileNetV4ConvM",
            "MobileNetV4HybridM", "MobileOneS0", "MobileOneS1", "EfficientFormerL1"]
 
@@ -59,10 +60,10 @@ def main(argv=None):
     p.add_argument("--fresh", action="store_true", help="re-measure every block (default: reuse the saved table)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     a = p.parse_args(argv)
+    run = Run("latency_table_eval.py", argv)
     import keras_mobile
     from keras_mobile.analysis import latency_table as lt
     from keras_mobile.applications.registry import get_model
-    t0 = time.time()
     lut_path = os.path.join(a.out, f"lut_t{a.threads}.json")
     table = lt.LatencyTable(num_threads=a.threads) if a.fresh else lt.LatencyTable.load_or_new(lut_path, a.threads)
     models = []
@@ -80,7 +81,7 @@ def main(argv=None):
            "spearman": lt.spearman([pred[n] for n in names], [measured[n] for n in names]),
            "mape_pct": lt.mape([pred[n] for n in names], [measured[n] for n in names]),
            "num_threads": a.threads, "statistic": "median", "runs": a.runs, "entries": len(table.entries),
-           "load1_end": os.getloadavg()[0], "wall_s": time.time() - t0}
+           **run.record()}
     os.makedirs(a.out, exist_ok=True)
     table.save(lut_path)
     with open(os.path.join(a.out, "lut_eval.json"), "w") as f:

@@ -44,7 +44,8 @@ class LatencyTable:
     `context` model, `measure_model`): timed alone, back to back, a block keeps its weights and
     buffers in cache and runs faster than inside its model (over 7 models in the same rounds, the
     sums of blocks timed alone were 3-23 % under float32 models and 5-13 % under int8 ones; in turn
-    -2.5..+14 % and -2.3..+9.3 %, MAPE 6.1 and 3.1 %: benchmarks/results/search_latency_bias_{float32,int8}.md).
+    -2.5..+14 % and -2.3..+9.3 %, MAPE 6.1 and 3.1 %, float32 8.5 % in a rerun:
+    benchmarks/results/search_latency_bias_{float32,int8,float32_rerun}.md).
     In turn each slice's activations are its own buffers, cold, where the whole model reuses one
     arena that stays in cache, hence the float32 over-prediction of activation-heavy blocks
     (per block: benchmarks/results/latency_block_cuts_float32_per_block.md).
