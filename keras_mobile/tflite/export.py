@@ -310,8 +310,9 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             MobileNetV3Small 99.79 / 99.79 / 99.62 %, MobileNetV4ConvS 99.55 / 99.83 / 99.65 %,
             EfficientFormerL1 (narrow) 98.89 / 98.99 / 98.82 % (results/int8_agreement_cle.md,
             _oldpath.md; folding changes none of the last four). A poorly trained MobileOneS0 (seed
-            2) whose default file XNNPACK refuses (a depthwise requantization scale of 1,460)
-            prepares with it (results/int8_agreement_cle_fold.md).
+            2) whose default file XNNPACK refused (a depthwise requantization scale of 1,460: fused
+            weights on stem channels that are zero on every input) prepared with it
+            (results/int8_agreement_cle_fold.md); with those weights zeroed it prepares as converted.
     """
     quantization, input_dtype, output_dtype = resolve_settings(quantization, target, input_dtype, output_dtype,
                                                                batch_size)
@@ -357,7 +358,7 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
     refused = _xnnpack_refusal(data, xnnpack) if ptq and target is None else None
     if refused and not cle:
         # a channel whose input x weight / output int8 scale ratio is beyond XNNPACK's kernels (a
-        # trained MobileOneS0: 1,460 at a depthwise conv reading near-constant stem channels)
+        # trained MobileOneS0: 1,460 at a depthwise conv reading dead stem channels, before their weights were zeroed)
         cle = "activations"
         data, conv, zeroed, folded, equalized_pairs = convert(cle)
         lowering.append(f"XNNPACK could not prepare the int8 file ({refused}): converted again with "
