@@ -45,7 +45,8 @@ class LatencyTable:
     buffers in cache and runs faster than inside its model (over 7 models in the same rounds, the
     sums of blocks timed alone were 3-23 % under float32 models and 5-13 % under int8 ones; in turn
     -2.5..+14 % and -2.3..+9.3 %, MAPE 6.1 and 3.1 %, float32 8.5 % in a rerun:
-    benchmarks/results/search_latency_bias_{float32,int8,float32_rerun}.md).
+    benchmarks/results/search_latency_bias_{float32,int8,float32_rerun}.md, at load 3-6; on an idle
+    machine alone did better for float32, 4.3 vs 7.5 %, and both ~1.5 % for int8: *_idle.md).
     In turn each slice's activations are its own buffers, cold, where the whole model reuses one
     arena that stays in cache, hence the float32 over-prediction of activation-heavy blocks
     (per block: benchmarks/results/latency_block_cuts_float32_per_block.md).
