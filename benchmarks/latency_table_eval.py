@@ -40,8 +40,8 @@ def time_blob(blob, threads, runs, stat, warmup=3):
 
 
 def measure_models(models, threads, runs, stat="median", passes=3):
-    """Whole-model seconds. Each model runs in back-to-back bursts (warm caches, as its blocks were
-    timed), and the bursts of all models alternate over `passes` sweeps (the same load for each)."""
+    """Whole-model seconds. Each model runs in back-to-back bursts (warm caches; its blocks are timed
+    in turn, table format 2), and the bursts of all models alternate over `passes` sweeps (the same load for each)."""
     from keras_mobile.analysis import latency_table as lt
     from keras_mobile.analysis.latency_timing import invoke_times
     its = {m.name: _interpreter(lt.to_tflite(m), threads) for m in models}

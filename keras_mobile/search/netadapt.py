@@ -127,7 +127,7 @@ def netadapt(model, budget_ms, train_data, val_data, latency="host", step=0.05, 
             callable Knob -> bool (e.g. only some rows).
         calibrate: with "host"/"host-int8", time `model` whole once and scale the block table
             to it (the block sum alone misses what the whole model's cache working set costs:
-            float32 block sums are off by a few to ~14 % per model, results/search_latency_bias*.md).
+            float32 block sums were off by up to +15 % (blocks in turn) or -23 % (alone) per model, results/search_latency_bias*.md).
         on_train_loss: called after every fine-tuning run with {"phase": "short_term" or
             "long_term", "iteration", "knob" (its label; None for the long term), "losses": the
             loss of every batch}, to watch the loss fall; None (the default) reports nothing.

@@ -10,10 +10,11 @@ On the calibration data the zeroed weights change nothing.
 
 A depthwise conv reading a dead channel has its own weight scale per channel, but its bias is
 quantized with scale input scale x weight scale: MobileOne's fused kernel there (up to ~1,550 in the
-trained MobileOneS0s of benchmarks/int8_agreement.py) makes that step 4-5, so a bias of 2.2-3.1 (the
+trained MobileOneS0s of benchmarks/int8_agreement.py, read off the models, not stored) makes that step 4-5, so a bias of 2.2-3.1 (the
 channel's whole, constant output) rounds to 0 or 5.3 (seed 0: 14 steps of the output tensor), and
 the ratio input x weight / output scale (1,460 for seed 2) is beyond what LiteRT's XNNPACK delegate
-accepts (it refused the file). Zeroed, the channel's output is its bias, quantized finely.
+accepts (it refused the file). Zeroed, the channel's output is its bias alone (the converter then picks a tiny weight scale and
+rescales that bias; exact on XNNPACK, not checked on other kernels).
 
 The same BatchNorm sits on channels that are constant but not zero (a ReLU that always fires on a
 bias, 0.1-3.3 in the trained MobileOneS0s of benchmarks/int8_agreement.py): there the fused weight

@@ -304,7 +304,8 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             export converts again with "activations" and says so in the report. Agreement with Keras top-1 of the int8 file,
             off / "weights" / "activations" (digits, 2,880 held-out images; trained models of
             benchmarks/int8_agreement.py): with constant-input folding (the default since),
-            MobileOneS0 seed 0 97.29 / 97.40 / 97.81 %, seed 1 99.69 / 99.76 / 99.65 %
+            MobileOneS0 (trained at peak lr 0.05, the recipe before 0.02) seed 0 97.29 / 97.40 / 97.81 %,
+            seed 1 99.69 / 99.76 / 99.65 %
             (results/int8_agreement_cle_fold.md); before it, seed 0 94.76 / 94.13 / 93.06 %, seed 1
             43.26 / 97.99 / 99.55 %, a MobileOneS0 of the old training path 99.72 / 99.44 / 99.41 %,
             MobileNetV3Small 99.79 / 99.79 / 99.62 %, MobileNetV4ConvS 99.55 / 99.83 / 99.65 %,
@@ -312,7 +313,8 @@ def export(model, path, quantization=None, representative_data=None, input_dtype
             _oldpath.md; folding changes none of the last four). A poorly trained MobileOneS0 (seed
             2) whose default file XNNPACK refused (a depthwise requantization scale of 1,460: fused
             weights on stem channels that are zero on every input) prepared with it
-            (results/int8_agreement_cle_fold.md); with those weights zeroed it prepares as converted.
+            (results/int8_agreement_cle_fold.md); with those weights zeroed it prepares as converted
+            (results/int8_agreement_mobileone_lr005.md).
     """
     quantization, input_dtype, output_dtype = resolve_settings(quantization, target, input_dtype, output_dtype,
                                                                batch_size)

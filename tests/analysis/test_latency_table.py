@@ -201,10 +201,26 @@ def test_a_table_of_another_format_is_refused_by_load_and_measured_again_by_load
     path.write_text(json.dumps(old))
     with pytest.raises(ValueError, match=r"format version 1, this package reads version 2.*Measure it again"):
         lt.LatencyTable.load(str(path))
-    fresh = lt.LatencyTable.load_or_new(str(path), 1, "float32")
+    with pytest.warns(UserWarning, match="format version 1.*Re-measuring it"):
+        fresh = lt.LatencyTable.load_or_new(str(path), 1, "float32")
     assert fresh.entries == {} and fresh.correction is None
     assert json.loads(open(fresh.save(str(path))).read())["version"] == lt.FORMAT_VERSION
     assert lt.LatencyTable.load(str(path)).entries == {}
+
+
+@pytest.mark.parametrize("text,match", [
+    ('{"a": 1}', "is not a latency table"),
+    ("not json", "Expecting value"),
+    ('{"version": 3, "entries": {}}', "format version 3, newer than this package reads"),
+])
+def test_load_or_new_refuses_what_it_would_overwrite(tmp_path, text, match):
+    """Only an older table format is re-measured: a file that is no table, not JSON, or of a newer
+    format raises instead of being replaced by an empty table (and overwritten on save)."""
+    path = tmp_path / "lut.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        lt.LatencyTable.load_or_new(str(path), 1, "float32")
+    assert path.read_text() == text
 
 
 def test_rank_metrics():

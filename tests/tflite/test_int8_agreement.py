@@ -64,7 +64,7 @@ def test_mobileone_s0_int8_agrees_with_keras(tmp_path):
     (seed 2: 71.42 %, 7 of 48 stem channels dead). Its 78 disagreements were spread over the whole
     net (no single tensor: the int8 error grows by ~0.01 relative RMSE per block, and per-channel mean
     errors, which a bias correction could cancel, are 1-13 % of it past stages-0-0): a weakly trained
-    model (median Keras top-2 margin of the disagreeing inputs 0.19). Hence peak lr 0.02."""
+    model (median Keras top-2 margin of the disagreeing inputs 0.19, from a /tmp script, not stored). Hence peak lr 0.02."""
     agreement, r = _agreement("MobileOneS0", tmp_path)
     assert r["accuracy"]["keras"] >= 0.95, r["accuracy"]
     assert agreement >= 0.99, r["agreement"]
