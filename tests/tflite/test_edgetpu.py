@@ -224,16 +224,15 @@ def test_analyze_flags_dynamic_batch(tmp_path):
 
 def _with_version(path, op, version, out):
     """A copy of the file with `op`'s operator-code version set to `version` (a crafted file)."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
-    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+
+    from keras_mobile.tflite.flatbuffer import read_model, write_model
+    model, _ = read_model(str(path))
     code = getattr(schema.BuiltinOperator, op)
     for c in model.operatorCodes:
         if max(c.builtinCode, c.deprecatedBuiltinCode) == code:
             c.version = version
-    b = flatbuffers.Builder(1024)
-    b.Finish(model.Pack(b), file_identifier=b"TFL3")
-    out.write_bytes(bytes(b.Output()))
+    out.write_bytes(write_model(model))
     return out
 
 
