@@ -26,20 +26,13 @@ def interleaved(fns, runs, warmup, budget, min_runs, clock=time.perf_counter):
     """Times every callable of `fns` once per round, for up to `runs` rounds (fewer when the
     group exceeds `budget` seconds, but at least `min_runs`). Returns {key: [seconds, ...]}.
     `clock`: wall time by default; one-thread LiteRT invokes can pass
-    `latency_timing.invoke_clock(1)` (CPU time: preemption on a loaded machine does not count)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: [] for k in fns}
-    t_end = time.perf_counter() + budget
-    for r in range(runs):
-        for k, fn in fns.items():
-            t0 = clock()
-            fn()
-            times[k].append(clock() - t0)
-        if r + 1 >= min_runs and time.perf_counter() > t_end:
-            break
-    return times
+    `latency_timing.invoke_clock(1)` (CPU time: preemption on a loaded machine does not count).
+    The loop is `latency_timing.round_robin_times`, the package's one timing loop."""
+    from keras_mobile.analysis.latency_timing import round_robin_times
+    keys = list(fns)
+    times = round_robin_times([fns[k] for k in keys], 1, runs, warmup, seconds=budget, clock=clock,
+                              min_runs=min_runs)
+    return dict(zip(keys, times))
 
 
 def summary(ts, batch):

@@ -89,23 +89,26 @@ def invoke_times(invoke, num_threads, runs=20, warmup=3, seconds=None, clock=Non
     return round_robin_times([invoke], num_threads, runs, warmup, seconds, clock)[0]
 
 
-def round_robin_times(invokes, num_threads, runs=20, warmup=3, seconds=None, clock=None, before=None):
+def round_robin_times(invokes, num_threads, runs=20, warmup=3, seconds=None, clock=None, before=None,
+                      min_runs=3):
     """Seconds of each call of each of `invokes`, called in turn: `runs` rounds of invokes[0](),
     invokes[1](), ..., each call timed alone (after `warmup` untimed rounds), by `clock` (default
-    `invoke_clock(num_threads)`); stops early after `seconds` of wall time (at least 3 rounds).
-    before: one callable per invoke (or None), run untimed right before it. Returns one list of
-    times per invoke.
+    `invoke_clock(num_threads)`); stops early after `seconds` of wall time (at least `min_runs`
+    rounds). before: one callable per invoke (or None), run untimed right before it. Returns one
+    list of times per invoke. The one timing loop: benchmarks' interleaved rounds call it too.
 
     Invoked in turn, each of a model's block slices runs after the others evicted its weights
     and buffers from cache, as inside the whole model; timed back to back alone it keeps them
     resident (benchmarks/latency_block_cuts.py, benchmarks/search_latency_bias.py)."""
     clock = clock or invoke_clock(num_threads)
     before = before or [None] * len(invokes)
+    if len(before) != len(invokes):
+        raise ValueError(f"before needs one entry per invoke: {len(before)} for {len(invokes)} invokes")
     for _ in range(warmup):
         for invoke in invokes:
             invoke()
     times = [[] for _ in invokes]
-    t_end = time.perf_counter() + seconds if seconds else None
+    t_end = time.perf_counter() + seconds if seconds is not None else None
     for _ in range(runs):
         for invoke, prepare, ts in zip(invokes, before, times):
             if prepare is not None:
@@ -113,7 +116,7 @@ def round_robin_times(invokes, num_threads, runs=20, warmup=3, seconds=None, clo
             t0 = clock()
             invoke()
             ts.append(clock() - t0)
-        if t_end and time.perf_counter() > t_end and len(times[0]) >= 3:
+        if t_end is not None and time.perf_counter() > t_end and len(times[0]) >= min_runs:
             break
     return times
 

@@ -33,6 +33,17 @@ def test_invokes_run_in_turn_and_each_time_is_its_own_call():
     assert c.calls == ["a", "b", "c"] + ["a", "prep-b", "b", "c"] * 3
 
 
+def test_a_spent_budget_stops_after_min_runs_and_before_must_match_the_invokes():
+    """What benchmarks' interleaved rounds rely on (bench_workers.interleaved calls this loop)."""
+    import pytest
+    c = _FakeClock()
+    times = round_robin_times([c.work("a", 1.0), c.work("b", 1.0)], 1, runs=50, warmup=0, seconds=0.0,
+                              clock=c, min_runs=4)
+    assert [len(t) for t in times] == [4, 4]
+    with pytest.raises(ValueError, match="one entry per invoke: 1 for 2"):
+        round_robin_times([c.work("a", 1.0), c.work("b", 1.0)], 1, clock=c, before=[None])
+
+
 def test_invoke_times_is_one_invoke_in_turn():
     c = _FakeClock()
     assert invoke_times(c.work("a", 0.5), 1, runs=4, warmup=2, clock=c) == [0.5] * 4
