@@ -49,14 +49,23 @@ class Run:
         self.commit = commit()
 
     def record(self):
-        return {"load1_start": self.load0, "load1_end": os.getloadavg()[0], "wall_s": time.time() - self.t0,
-                "command": self.command, "commit": self.commit}
+        """Also `commit_end` when the checkout's commit (or its uncommitted code) changed during the
+        run (a long run in a tree that moved: the code that ran is then neither commit alone)."""
+        rec = {"load1_start": self.load0, "load1_end": os.getloadavg()[0], "wall_s": time.time() - self.t0,
+               "command": self.command, "commit": self.commit}
+        now = commit()
+        if now != self.commit:
+            rec["commit_end"] = now
+        return rec
 
 
 def run_line(res):
     """The markdown sentence on a result's `Run.record()` keys (results from before the commit was
     recorded render as they did)."""
     commit = f" (commit {res['commit']})" if res.get("commit") else ""
+    if res.get("commit_end"):
+        commit = (f" (commit {res['commit']} at the start, {res['commit_end']} at the end: the code changed "
+                  f"during the run)")
     return (f"Load (1 min) {res['load1_start']:.1f} at the start, {res['load1_end']:.1f} at the end; "
             f"wall {res['wall_s']:.0f} s. Command: `{res['command'].strip()}`{commit}.")
 
