@@ -195,8 +195,7 @@ def _range_quantile(true_calibration_ranges):
 
 def _float_bytes(model):
     """The float32 .tflite of `model` at batch 1 (to observe its activations in LiteRT)."""
-    conv = _converter(model, "float32", None, "float32", "float32", num_calibration_steps=100, batch_size=1,
-                      progress=False, drop_calibration_outliers=True, true_calibration_ranges=False)
+    conv = converter_for(model, progress=False)       # its defaults: float32, batch 1 (one place states them)
     conv.allow_custom_ops = True        # a detector's post-process op: LiteRT runs it, it is not calibrated
     return convert_quietly(conv)
 
